@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * convert.c - the conversion engine: plan, decide, commit, discard.
+ *
+ * Theory of operation (DESIGN.md sections 2 and 4):
+ *
+ *  1. A request is planned against the VM's attribute map. Invalid ones are
+ *     refused with a precise error and change nothing (rule 1). Ranges that
+ *     are already in the requested state are left out; with nothing left the
+ *     answer is a plain retry, counted as spurious (rule 2). To-shared over
+ *     MMIO holes is a no-op (rule 3).
+ *  2. If the request overlaps a busy range (a conversion decided but not yet
+ *     applied, or applied but whose discard has not finished) it waits in
+ *     the VM's FIFO and is planned again when a busy range is released
+ *     (rule 4). Its vCPU simply has not got its answer yet.
+ *  3. Otherwise the changing ranges become busy and the VMM is told to apply
+ *     them. It applies, re-enters the guest, and reports Applied.
+ *  4. Applied(ok): the map is updated and every range is logged (commit);
+ *     one discard job per range punches the old backing on a worker thread.
+ *     Applied(failed): rollback, nothing is discarded or recorded (rule 6).
+ *  5. When the last discard of a conversion completes its ranges stop being
+ *     busy and waiting requests are planned again.
+ *
+ * A conversion can outlive its VM's attachment (discards in flight after
+ * the VMM left); it then has vm == NULL and only finishes its jobs.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convert.h"
+#include "log.h"
+#include "macro.h"
+#include "session.h"
+
+/* R/W/X (reserved by KVM for future use) and KVM_MEMORY_EXIT_FLAG_PRIVATE. */
+#define FAULT_FLAGS_KNOWN 0xfULL
+#define FAULT_FLAG_PRIVATE (1ULL << 3)
+#define REFUSAL_LOGS_PER_SEC 10
+
+struct conversion {
+        TAILQ_ENTRY(conversion) link;
+        struct vm *vm;               /* NULL once the VM dropped it */
+        uint64_t decision_id;
+        struct conv_request req;
+        struct mc_plan plan;
+        struct region **regions;     /* one reference per plan range */
+        bool applied;
+        unsigned discards_pending;
+        uint64_t decided_usec;
+};
+
+struct waiting {
+        TAILQ_ENTRY(waiting) link;
+        struct session *session;
+        struct conv_request req;
+};
+
+static const char *source_name(const struct conv_request *req)
+{
+        if (req->implicit)
+                return "memory-fault";
+        switch (req->source) {
+        case MEMCONV__CONVERT_SOURCE__CONVERT_SOURCE_KVM_HC_MAP_GPA_RANGE:
+                return "map-gpa-range";
+        case MEMCONV__CONVERT_SOURCE__CONVERT_SOURCE_SNP_PSC:
+                return "snp-psc";
+        case MEMCONV__CONVERT_SOURCE__CONVERT_SOURCE_TDX_MAPGPA:
+                return "tdx-mapgpa";
+        case MEMCONV__CONVERT_SOURCE__CONVERT_SOURCE_ARM_RSI:
+                return "arm-rsi";
+        default:
+                return "unspecified";
+        }
+}
+
+static const char *attr_name(bool private_)
+{
+        return private_ ? "private" : "shared";
+}
+
+/**
+ * busy_set() - mark (@value 1) or release (0) every range of @plan in @vm
+ * Return: 0 or -ENOMEM (then nothing was marked)
+ */
+static int busy_set(struct vm *vm, const struct mc_plan *plan, uint64_t value)
+{
+        for (size_t i = 0; i < plan->n_ranges; i++) {
+                const struct mc_plan_range *r = &plan->ranges[i];
+                int q = mc_rangemap_set(vm->busy, r->gpa, r->gpa + r->size, value);
+
+                if (q < 0) {
+                        while (i-- > 0) /* releasing never allocates */
+                                (void) mc_rangemap_set(vm->busy, plan->ranges[i].gpa,
+                                                       plan->ranges[i].gpa + plan->ranges[i].size, 0);
+                        return q;
+                }
+        }
+        return 0;
+}
+
+/**
+ * conversion_free() - drop region references, the plan, and @c
+ */
+static void conversion_free(struct conversion *c)
+{
+        if (!c)
+                return;
+        for (size_t i = 0; c->regions && i < c->plan.n_ranges; i++)
+                region_unref(c->regions[i]);
+        free(c->regions);
+        mc_plan_done(&c->plan);
+        free(c);
+}
+
+/**
+ * conversion_unlink() - take @c out of its VM, releasing its busy ranges
+ */
+static void conversion_unlink(struct conversion *c)
+{
+        struct vm *vm = c->vm;
+
+        if (!vm)
+                return;
+        (void) busy_set(vm, &c->plan, 0);
+        TAILQ_REMOVE(&vm->conversions, c, link);
+        vm->n_in_flight--;
+        c->vm = NULL;
+}
+
+/**
+ * log_refusal() - log a refused request, at most REFUSAL_LOGS_PER_SEC per VM
+ */
+static void log_refusal(struct vm *vm, const struct conv_request *req, const struct mc_msg_error *e)
+{
+        uint64_t now = daemon_now();
+        char f_vm[300], f_gpa[40], f_size[40], f_vcpu[32], f_code[64];
+        const char *fields[] = { "MESSAGE_ID=" MEMCONV_MESSAGE_REFUSED, "MEMCONV_EVENT=refused",
+                                 f_vm, f_gpa, f_size, f_vcpu, f_code, NULL };
+
+        vm->stats.refused++;
+        vm->stats.summary_refused++;
+        daemon_arm_summary(vm->daemon);
+        if (now - vm->stats.refusal_window_start >= 1000000) {
+                vm->stats.refusal_window_start = now;
+                vm->stats.refusal_logged = 0;
+        }
+        if (vm->stats.refusal_logged++ >= REFUSAL_LOGS_PER_SEC || log_get_max_level() < LOG_INFO)
+                return;
+        snprintf(f_vm, sizeof(f_vm), "MEMCONV_VM=%s", vm->name);
+        snprintf(f_gpa, sizeof(f_gpa), "MEMCONV_GPA=0x%" PRIx64, req->gpa);
+        snprintf(f_size, sizeof(f_size), "MEMCONV_SIZE=0x%" PRIx64, req->size);
+        snprintf(f_vcpu, sizeof(f_vcpu), "MEMCONV_VCPU=%" PRIu32, req->vcpu);
+        snprintf(f_code, sizeof(f_code), "MEMCONV_CODE=%s", mc_code_name(e->code));
+        log_fields(LOG_INFO, 0, fields, "VM %s: refused %s conversion to %s: %s", vm->name,
+                   req->implicit ? "implicit" : "explicit", attr_name(req->to_private), e->text);
+}
+
+/**
+ * log_change() - the structured record of one committed attribute change
+ */
+static void log_change(struct vm *vm, const struct conversion *c, const struct mc_plan_range *r)
+{
+        char f_vm[300], f_uuid[64], f_id[40], f_gpa[40], f_size[40], f_from[32], f_to[32],
+                f_kind[32], f_src[48], f_vcpu[32], f_req[48], f_dec[48], f_lat[48];
+        const char *fields[] = { "MESSAGE_ID=" MEMCONV_MESSAGE_CHANGE, "MEMCONV_EVENT=change", f_vm, f_uuid,
+                                 f_id, f_gpa, f_size, f_from, f_to, f_kind, f_src, f_vcpu, f_req, f_dec,
+                                 f_lat, NULL };
+        bool to = c->req.to_private;
+
+        if (log_get_max_level() < LOG_DEBUG)
+                return;
+        snprintf(f_vm, sizeof(f_vm), "MEMCONV_VM=%s", vm->name);
+        snprintf(f_uuid, sizeof(f_uuid), "MEMCONV_VM_UUID=%s", vm->uuid_str);
+        snprintf(f_id, sizeof(f_id), "MEMCONV_VM_ID=%" PRIu64, vm->id);
+        snprintf(f_gpa, sizeof(f_gpa), "MEMCONV_GPA=0x%" PRIx64, r->gpa);
+        snprintf(f_size, sizeof(f_size), "MEMCONV_SIZE=0x%" PRIx64, r->size);
+        snprintf(f_from, sizeof(f_from), "MEMCONV_FROM=%s", attr_name(!to));
+        snprintf(f_to, sizeof(f_to), "MEMCONV_TO=%s", attr_name(to));
+        snprintf(f_kind, sizeof(f_kind), "MEMCONV_KIND=%s", c->req.implicit ? "implicit" : "explicit");
+        snprintf(f_src, sizeof(f_src), "MEMCONV_SOURCE=%s", source_name(&c->req));
+        snprintf(f_vcpu, sizeof(f_vcpu), "MEMCONV_VCPU=%" PRIu32, c->req.vcpu);
+        snprintf(f_req, sizeof(f_req), "MEMCONV_REQUEST=%" PRIu64, c->req.id);
+        snprintf(f_dec, sizeof(f_dec), "MEMCONV_DECISION=%" PRIu64, c->decision_id);
+        snprintf(f_lat, sizeof(f_lat), "MEMCONV_DECISION_USEC=%" PRIu64, c->decided_usec - c->req.received_usec);
+        log_fields(LOG_DEBUG, 0, fields, "VM %s: [0x%" PRIx64 ", 0x%" PRIx64 ") %s -> %s (%s, vCPU %" PRIu32 ")",
+                   vm->name, r->gpa, r->gpa + r->size, attr_name(!to), attr_name(to),
+                   c->req.implicit ? "implicit" : "explicit", c->req.vcpu);
+}
+
+/**
+ * convert_decide() - answer @req from its computed @plan
+ * @plan: consumed (moved into a conversion or released)
+ * Return: 0, or negative errno after answering with an error
+ */
+static int convert_decide(struct vm *vm, struct session *s, const struct conv_request *req,
+                          struct mc_plan *plan)
+{
+        struct mc_msg_error e = { 0 };
+        struct conversion *c;
+        int r;
+
+        switch (plan->outcome) {
+        case MC_PLAN_SPURIOUS:
+                vm->stats.spurious++;
+                mc_plan_done(plan);
+                return session_send_decision(s, req->id, NULL, MEMCONV__ACTION__ACTION_RETRY,
+                                             req->to_private, NULL, 0);
+        case MC_PLAN_MMIO_NOOP:
+                vm->stats.mmio_noop++;
+                mc_plan_done(plan);
+                return session_send_decision(s, req->id, NULL, MEMCONV__ACTION__ACTION_RETRY,
+                                             req->to_private, NULL, 0);
+        case MC_PLAN_WAIT: {
+                struct waiting *w = calloc(1, sizeof(*w));
+
+                mc_plan_done(plan);
+                if (!w) {
+                        mc_error_set(&e, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+                        return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_FAIL,
+                                                     req->to_private, NULL, 0);
+                }
+                w->session = s;
+                w->req = *req;
+                TAILQ_INSERT_TAIL(&vm->waiting, w, link);
+                vm->n_waiting++;
+                vm->stats.waited++;
+                return 0;
+        }
+        case MC_PLAN_APPLY:
+                break;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (c)
+                c->regions = calloc(plan->n_ranges, sizeof(*c->regions));
+        if (!c || !c->regions || busy_set(vm, plan, 1) < 0) {
+                if (c)
+                        free(c->regions);
+                free(c);
+                mc_plan_done(plan);
+                mc_error_set(&e, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+                return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_FAIL,
+                                             req->to_private, NULL, 0);
+        }
+        c->vm = vm;
+        c->req = *req;
+        c->plan = *plan;
+        *plan = (struct mc_plan) { 0 };
+        for (size_t i = 0; i < c->plan.n_ranges; i++)
+                c->regions[i] = region_ref(vm->regions[c->plan.ranges[i].region]);
+        c->decision_id = ++vm->daemon->next_decision_id;
+        c->decided_usec = daemon_now();
+        TAILQ_INSERT_TAIL(&vm->conversions, c, link);
+        vm->n_in_flight++;
+
+        r = session_send_decision(s, req->id, NULL, MEMCONV__ACTION__ACTION_APPLY, req->to_private,
+                                  &c->plan, c->decision_id);
+        if (r < 0) {
+                /* The VMM will never apply what it never heard of. */
+                conversion_unlink(c);
+                conversion_free(c);
+        }
+        return r;
+}
+
+/**
+ * request_plan() - plan @req against @vm's current state
+ * Return: as mc_plan_conversion()
+ */
+static int request_plan(struct vm *vm, const struct conv_request *req, struct mc_plan *ret)
+{
+        struct mc_plan_ctx ctx = vm_plan_ctx(vm);
+
+        return mc_plan_conversion(&ctx, req->gpa, req->size, req->to_private, ret);
+}
+
+/**
+ * convert_kick_waiting() - plan waiting requests again, in arrival order
+ */
+static void convert_kick_waiting(struct vm *vm)
+{
+        struct waiting *w, *next;
+
+        for (w = TAILQ_FIRST(&vm->waiting); w; w = next) {
+                struct mc_plan plan = { 0 };
+                int r;
+
+                next = TAILQ_NEXT(w, link);
+                r = request_plan(vm, &w->req, &plan);
+                if (r >= 0 && plan.outcome == MC_PLAN_WAIT) {
+                        mc_plan_done(&plan);
+                        continue;
+                }
+                TAILQ_REMOVE(&vm->waiting, w, link);
+                vm->n_waiting--;
+                if (r < 0) {
+                        /* Cannot happen: it planned before. Answer anyway. */
+                        struct mc_msg_error e;
+
+                        mc_error_set(&e, mc_code_from_errno(r), r, "conversion no longer valid");
+                        (void) session_send_decision(w->session, w->req.id, &e, MEMCONV__ACTION__ACTION_FAIL,
+                                                     w->req.to_private, NULL, 0);
+                } else
+                        (void) convert_decide(vm, w->session, &w->req, &plan);
+                free(w);
+                /* convert_decide() may have made ranges busy: later entries re-plan. */
+        }
+}
+
+/**
+ * conversion_finish() - every discard is done: release and forget @c
+ */
+static void conversion_finish(struct conversion *c)
+{
+        struct vm *vm = c->vm;
+
+        conversion_unlink(c);
+        conversion_free(c);
+        if (vm)
+                convert_kick_waiting(vm);
+}
+
+int convert_request(struct vm *vm, struct session *s, const struct conv_request *req)
+{
+        struct mc_msg_error e = { 0 };
+        struct mc_plan plan = { 0 };
+        int r;
+
+        if (req->implicit) {
+                /* Only conversions are ours; anything else goes back to the VMM. */
+                if (req->fault_flags & ~FAULT_FLAGS_KNOWN) {
+                        vm->stats.not_handled++;
+                        mc_error_set(&e, MEMCONV__CODE__CODE_OK, 0,
+                                     "memory fault flags 0x%" PRIx64 " are not a conversion memconvd handles",
+                                     req->fault_flags);
+                        return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_NOT_HANDLED,
+                                                     req->to_private, NULL, 0);
+                }
+                if (!vm_region_find(vm, req->gpa)) {
+                        vm->stats.not_handled++;
+                        mc_error_set(&e, MEMCONV__CODE__CODE_OK, 0,
+                                     "gpa 0x%" PRIx64 " is in no region registered with memconvd", req->gpa);
+                        return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_NOT_HANDLED,
+                                                     req->to_private, NULL, 0);
+                }
+        }
+
+        r = request_plan(vm, req, &plan);
+        if (r < 0) {
+                if (r == -EINVAL)
+                        mc_error_set(&e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, r,
+                                     "[0x%" PRIx64 ", +0x%" PRIx64 ") must be 4 KiB aligned, non-empty and not overflow",
+                                     req->gpa, req->size);
+                else if (r == -ERANGE)
+                        mc_error_set(&e, MEMCONV__CODE__CODE_OUT_OF_RANGE, r,
+                                     "[0x%" PRIx64 ", 0x%" PRIx64 ") is not wholly inside registered regions",
+                                     req->gpa, req->gpa + req->size);
+                else
+                        mc_error_set(&e, mc_code_from_errno(r), r, "cannot plan conversion");
+                log_refusal(vm, req, &e);
+                return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_FAIL,
+                                             req->to_private, NULL, 0);
+        }
+        return convert_decide(vm, s, req, &plan);
+}
+
+/**
+ * conversion_find() - the decision @id of @vm still awaiting Applied
+ * Return: it, or NULL
+ */
+static struct conversion *conversion_find(struct vm *vm, uint64_t id)
+{
+        struct conversion *c;
+
+        TAILQ_FOREACH(c, &vm->conversions, link)
+                if (c->decision_id == id && !c->applied)
+                        return c;
+        return NULL;
+}
+
+/**
+ * conversion_commit() - record @c in the map and logs, start its discards
+ */
+static void conversion_commit(struct vm *vm, struct conversion *c)
+{
+        bool to = c->req.to_private;
+
+        c->applied = true;
+        for (size_t i = 0; i < c->plan.n_ranges; i++) {
+                const struct mc_plan_range *r = &c->plan.ranges[i];
+                struct region *reg = c->regions[i];
+                struct discard_job *job;
+                int fd;
+
+                if (mc_rangemap_set(vm->attrs, r->gpa, r->gpa + r->size, to ? MC_ATTR_PRIVATE : 0) < 0)
+                        log_error("VM %s: out of memory recording [0x%" PRIx64 ", 0x%" PRIx64
+                                  ") as %s; the attribute map is now wrong", vm->name, r->gpa,
+                                  r->gpa + r->size, attr_name(to));
+                log_change(vm, c, r);
+                if (to)
+                        vm->stats.bytes_to_private += r->size;
+                else
+                        vm->stats.bytes_to_shared += r->size;
+                vm->stats.summary_bytes += r->size;
+
+                /* to private: the shared copy is stale; to shared: the private one. */
+                fd = to ? reg->shared_fd : reg->gmem_fd;
+                if (fd < 0)
+                        continue;
+                job = calloc(1, sizeof(*job));
+                if (!job) {
+                        log_error("VM %s: out of memory: stale backing of [0x%" PRIx64 ", 0x%" PRIx64
+                                  ") not discarded", vm->name, r->gpa, r->gpa + r->size);
+                        continue;
+                }
+                job->conv = c;
+                job->region = region_ref(reg);
+                job->fd = fd;
+                job->offset = (to ? reg->shared_offset : reg->gmem_offset) + (r->gpa - reg->gpa);
+                job->length = r->size;
+                c->discards_pending++;
+                discarder_submit(vm->daemon->discarder, job);
+        }
+        vm->stats.conversions[c->req.implicit][to]++;
+        vm->stats.summary_changes++;
+        if (to)
+                vm->stats.summary_to_private++;
+        else
+                vm->stats.summary_to_shared++;
+        daemon_arm_summary(vm->daemon);
+
+        if (c->discards_pending == 0)
+                conversion_finish(c);
+}
+
+int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, struct mc_msg_error *err)
+{
+        struct conversion *c = conversion_find(vm, decision_id);
+
+        if (!c)
+                return mc_error_set(err, MEMCONV__CODE__CODE_NOT_FOUND, -ENOENT,
+                                    "applied: this VM has no decision %" PRIu64 " awaiting a report",
+                                    decision_id);
+        if (!ok) {
+                vm->stats.rolled_back++;
+                log_warning_errno(error ? error : -EIO,
+                                  "VM %s: VMM failed to apply decision %" PRIu64 " (%zu range(s) to %s); "
+                                  "rolled back, nothing discarded", vm->name, decision_id,
+                                  c->plan.n_ranges, attr_name(c->req.to_private));
+                conversion_finish(c);
+                return 0;
+        }
+        conversion_commit(vm, c);
+        return 0;
+}
+
+void convert_discard_done(struct discard_job *job, void *userdata)
+{
+        struct conversion *c = job->conv;
+        struct vm *vm = c->vm;
+
+        if (vm) {
+                vm->stats.discards++;
+                if (job->error == 0)
+                        vm->stats.discard_bytes += job->length;
+                else if (job->error != -ECANCELED) {
+                        vm->stats.discard_errors++;
+                        log_warning_errno(job->error, "VM %s: discarding %s backing at offset 0x%" PRIx64
+                                          " (+0x%" PRIx64 ") failed", vm->name,
+                                          c->req.to_private ? "shared" : "guest_memfd",
+                                          job->offset, job->length);
+                }
+        }
+        region_unref(job->region);
+        free(job);
+        if (--c->discards_pending == 0)
+                conversion_finish(c);
+}
+
+void convert_vm_detached(struct vm *vm)
+{
+        struct conversion *c, *cn;
+        struct waiting *w;
+
+        for (c = TAILQ_FIRST(&vm->conversions); c; c = cn) {
+                cn = TAILQ_NEXT(c, link);
+                if (c->applied)
+                        continue; /* committed; its discards are cancelled with the regions */
+                vm->stats.abandoned++;
+                log_warning("VM %s: decision %" PRIu64 " abandoned: the VMM left before reporting it "
+                            "applied; nothing recorded or discarded for it", vm->name, c->decision_id);
+                conversion_unlink(c);
+                conversion_free(c);
+        }
+        while ((w = TAILQ_FIRST(&vm->waiting))) {
+                TAILQ_REMOVE(&vm->waiting, w, link);
+                free(w);
+        }
+        vm->n_waiting = 0;
+}
+
+void convert_session_gone(struct vm *vm, struct session *s)
+{
+        struct waiting *w, *next;
+
+        for (w = TAILQ_FIRST(&vm->waiting); w; w = next) {
+                next = TAILQ_NEXT(w, link);
+                if (w->session != s)
+                        continue;
+                TAILQ_REMOVE(&vm->waiting, w, link);
+                vm->n_waiting--;
+                free(w);
+        }
+}
+
+void convert_vm_free(struct vm *vm)
+{
+        struct conversion *c;
+
+        /* Conversions with discards in flight finish on their own, VM-less. */
+        while ((c = TAILQ_FIRST(&vm->conversions))) {
+                TAILQ_REMOVE(&vm->conversions, c, link);
+                c->vm = NULL;
+                if (c->discards_pending == 0)
+                        conversion_free(c);
+        }
+        vm->n_in_flight = 0;
+}
+
+void convert_log_summary(struct vm *vm, uint64_t interval_usec)
+{
+        struct vm_stats *st = &vm->stats;
+        char f_vm[300], f_n[48], f_p[48], f_s[48], f_b[48], f_r[48];
+        const char *fields[] = { "MESSAGE_ID=" MEMCONV_MESSAGE_SUMMARY, "MEMCONV_EVENT=summary",
+                                 f_vm, f_n, f_p, f_s, f_b, f_r, NULL };
+
+        if (st->summary_changes == 0 && st->summary_refused == 0)
+                return;
+        snprintf(f_vm, sizeof(f_vm), "MEMCONV_VM=%s", vm->name);
+        snprintf(f_n, sizeof(f_n), "MEMCONV_CHANGES=%" PRIu64, st->summary_changes);
+        snprintf(f_p, sizeof(f_p), "MEMCONV_TO_PRIVATE=%" PRIu64, st->summary_to_private);
+        snprintf(f_s, sizeof(f_s), "MEMCONV_TO_SHARED=%" PRIu64, st->summary_to_shared);
+        snprintf(f_b, sizeof(f_b), "MEMCONV_BYTES=%" PRIu64, st->summary_bytes);
+        snprintf(f_r, sizeof(f_r), "MEMCONV_REFUSED=%" PRIu64, st->summary_refused);
+        if (log_get_max_level() >= LOG_INFO)
+                log_fields(LOG_INFO, 0, fields,
+                           "VM %s: %" PRIu64 " conversions in the last %" PRIu64 " ms (%" PRIu64
+                           " to private, %" PRIu64 " to shared, %" PRIu64 " bytes), %" PRIu64 " refused",
+                           vm->name, st->summary_changes, interval_usec / 1000, st->summary_to_private,
+                           st->summary_to_shared, st->summary_bytes, st->summary_refused);
+        st->summary_changes = st->summary_to_private = st->summary_to_shared = 0;
+        st->summary_bytes = st->summary_refused = 0;
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * daemon.h - the state of one memconvd process.
+ *
+ * Everything runs on one sd-event loop thread, except fallocate() discards,
+ * which run on the discard worker threads (discard.c) and come back to the
+ * loop as completions. So no structure here needs a lock; the only data
+ * shared with the workers is the discard job queue, which discard.c owns.
+ *
+ * Ownership: the daemon owns the listening socket, every session (one per
+ * VMM connection) and every VM. A VM outlives its session: after the VMM
+ * disconnects the VM's fds are closed but its map and counters stay for
+ * inspection until it is forgotten.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <systemd/sd-event.h>
+
+struct discarder;
+struct session;
+struct vm;
+
+LIST_HEAD(session_list, session);
+LIST_HEAD(vm_list, vm);
+
+struct daemon_config {
+        char *vmm_socket_path;   /* owned */
+        gid_t vmm_group;         /* members may attach VMMs; (gid_t) -1: root and our uid only */
+        unsigned discard_threads;
+        uint64_t summary_interval_usec;
+};
+
+struct daemon {
+        struct daemon_config config;
+        sd_event *event;
+
+        int vmm_fd;                    /* listening socket, owned */
+        sd_event_source *vmm_source;
+        bool unlink_vmm_socket;        /* we created it, so we remove it */
+
+        struct session_list sessions;
+        struct vm_list vms;
+        unsigned n_vms;
+        struct discarder *discarder;
+        sd_event_source *summary_timer;
+
+        uint64_t next_vm_id;
+        uint64_t next_decision_id;
+        uint64_t started_usec;         /* CLOCK_MONOTONIC */
+        uint64_t sessions_total;
+        uint64_t protocol_errors;
+        uint64_t peers_refused;
+};
+
+/** daemon_now() - CLOCK_MONOTONIC in microseconds */
+uint64_t daemon_now(void);
+
+/** daemon_arm_summary() - make sure the rate-limited summary timer runs */
+void daemon_arm_summary(struct daemon *d);

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * discard.c - worker threads that punch holes; see discard.h.
+ *
+ * Two lists under one mutex: `queue` (submitted, FIFO) and `done`
+ * (finished, waiting for the loop). Workers sleep on a condition variable;
+ * the loop is woken through an eventfd, drains `done` and runs callbacks.
+ * Nothing but the lists and counters is shared with the workers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "discard.h"
+#include "macro.h"
+#include "vm.h"
+
+struct discarder {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct discard_job *queue_head, *queue_tail;
+        struct discard_job *done_head, *done_tail;
+        unsigned pending;
+        bool stopping;
+        pthread_t *threads;
+        unsigned n_threads;
+        int efd;                   /* eventfd, owned */
+        sd_event_source *source;
+        discard_done_fn done;
+        void *userdata;
+};
+
+static uint64_t now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+/**
+ * job_append() - append @job to a singly linked FIFO
+ */
+static void job_append(struct discard_job **head, struct discard_job **tail, struct discard_job *job)
+{
+        job->next = NULL;
+        if (*tail)
+                (*tail)->next = job;
+        else
+                *head = job;
+        *tail = job;
+}
+
+/**
+ * discard_worker() - thread body: pop, punch, post back
+ * @arg: the discarder
+ * Return: NULL
+ */
+static void *discard_worker(void *arg)
+{
+        struct discarder *dc = arg;
+
+        pthread_mutex_lock(&dc->lock);
+        for (;;) {
+                struct discard_job *job;
+                uint64_t one = 1;
+
+                while (!dc->queue_head && !dc->stopping)
+                        pthread_cond_wait(&dc->cond, &dc->lock);
+                if (!dc->queue_head)
+                        break;
+                job = dc->queue_head;
+                dc->queue_head = job->next;
+                if (!dc->queue_head)
+                        dc->queue_tail = NULL;
+                pthread_mutex_unlock(&dc->lock);
+
+                job->start_usec = now_usec();
+                if (dc->stopping || __atomic_load_n(&job->region->dead, __ATOMIC_ACQUIRE))
+                        job->error = -ECANCELED;
+                else if (fallocate(job->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                   (off_t) job->offset, (off_t) job->length) < 0)
+                        job->error = negative_errno();
+                else
+                        job->error = 0;
+                job->end_usec = now_usec();
+
+                pthread_mutex_lock(&dc->lock);
+                job_append(&dc->done_head, &dc->done_tail, job);
+                (void) !write(dc->efd, &one, sizeof(one));
+        }
+        pthread_mutex_unlock(&dc->lock);
+        return NULL;
+}
+
+/**
+ * discarder_drain() - run the completion callback for every finished job
+ */
+static void discarder_drain(struct discarder *dc)
+{
+        struct discard_job *list;
+
+        pthread_mutex_lock(&dc->lock);
+        list = dc->done_head;
+        dc->done_head = dc->done_tail = NULL;
+        pthread_mutex_unlock(&dc->lock);
+
+        while (list) {
+                struct discard_job *job = list;
+
+                list = job->next;
+                pthread_mutex_lock(&dc->lock);
+                dc->pending--;
+                pthread_mutex_unlock(&dc->lock);
+                dc->done(job, dc->userdata);
+        }
+}
+
+static int discarder_on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct discarder *dc = userdata;
+        uint64_t n;
+
+        (void) !read(fd, &n, sizeof(n));
+        discarder_drain(dc);
+        return 0;
+}
+
+int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void *userdata,
+                  struct discarder **ret)
+{
+        struct discarder *dc;
+        int r;
+
+        if (threads == 0 || !done)
+                return -EINVAL;
+        dc = calloc(1, sizeof(*dc));
+        if (!dc)
+                return -ENOMEM;
+        pthread_mutex_init(&dc->lock, NULL);
+        pthread_cond_init(&dc->cond, NULL);
+        dc->done = done;
+        dc->userdata = userdata;
+        dc->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (dc->efd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        r = sd_event_add_io(event, &dc->source, dc->efd, EPOLLIN, discarder_on_event, dc);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_description(dc->source, "discard-completions");
+        dc->threads = calloc(threads, sizeof(pthread_t));
+        if (!dc->threads) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (; dc->n_threads < threads; dc->n_threads++) {
+                r = -pthread_create(&dc->threads[dc->n_threads], NULL, discard_worker, dc);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = dc;
+        return 0;
+fail:
+        discarder_free(dc);
+        return r;
+}
+
+void discarder_submit(struct discarder *dc, struct discard_job *job)
+{
+        pthread_mutex_lock(&dc->lock);
+        job_append(&dc->queue_head, &dc->queue_tail, job);
+        dc->pending++;
+        pthread_cond_signal(&dc->cond);
+        pthread_mutex_unlock(&dc->lock);
+}
+
+unsigned discarder_pending(struct discarder *dc)
+{
+        unsigned n;
+
+        pthread_mutex_lock(&dc->lock);
+        n = dc->pending;
+        pthread_mutex_unlock(&dc->lock);
+        return n;
+}
+
+struct discarder *discarder_free(struct discarder *dc)
+{
+        if (!dc)
+                return NULL;
+        pthread_mutex_lock(&dc->lock);
+        dc->stopping = true;
+        pthread_cond_broadcast(&dc->cond);
+        pthread_mutex_unlock(&dc->lock);
+        for (unsigned i = 0; i < dc->n_threads; i++)
+                pthread_join(dc->threads[i], NULL);
+        /* Workers are gone: whatever is still queued is cancelled. */
+        while (dc->queue_head) {
+                struct discard_job *job = dc->queue_head;
+
+                dc->queue_head = job->next;
+                job->error = -ECANCELED;
+                job_append(&dc->done_head, &dc->done_tail, job);
+        }
+        dc->queue_tail = NULL;
+        discarder_drain(dc);
+        sd_event_source_disable_unref(dc->source);
+        safe_close(dc->efd);
+        free(dc->threads);
+        pthread_cond_destroy(&dc->cond);
+        pthread_mutex_destroy(&dc->lock);
+        free(dc);
+        return NULL;
+}

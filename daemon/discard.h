@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * discard.h - discarding stale backing off the event loop.
+ *
+ * fallocate(PUNCH_HOLE) of 2 MiB costs ~450 us here: far too long for the
+ * event loop, which must keep answering vCPUs. A discarder owns a few
+ * worker threads and a FIFO of jobs. The loop submits a job; a worker
+ * punches; the finished job goes back to the loop through an eventfd, where
+ * the completion callback runs. Jobs hold a region reference (so the fd
+ * stays open while a worker uses it); the callback drops it on the loop.
+ * A job whose region is dead (its VMM went away) is skipped: -ECANCELED.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+struct conversion;
+struct region;
+
+struct discard_job {
+        struct discard_job *next;
+        struct conversion *conv;  /* not owned; the completion callback's business */
+        struct region *region;    /* a reference, dropped by the callback */
+        int fd;                   /* borrowed from @region */
+        uint64_t offset;
+        uint64_t length;
+        int error;                /* result: 0 or negative errno */
+        uint64_t start_usec;
+        uint64_t end_usec;
+};
+
+struct discarder;
+
+typedef void (*discard_done_fn)(struct discard_job *job, void *userdata);
+
+/**
+ * discarder_new() - start @threads workers and hook completions into @event
+ * @done: called on the loop thread for each finished job; it owns the job
+ * Return: 0 or negative errno
+ */
+int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void *userdata,
+                  struct discarder **ret);
+
+/** discarder_submit() - queue @job (ownership passes until @done gets it back) */
+void discarder_submit(struct discarder *dc, struct discard_job *job);
+
+/** discarder_pending() - jobs queued or running */
+unsigned discarder_pending(struct discarder *dc);
+
+/**
+ * discarder_free() - finish the jobs already running, cancel the queued ones
+ * (their @done runs with -ECANCELED), stop the workers; accepts NULL
+ */
+struct discarder *discarder_free(struct discarder *dc);

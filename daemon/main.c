@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * main.c - memconvd: startup, the event loop, shutdown.
+ *
+ * Order (systemd's daemon habits): parse options, set up logging, create
+ * the sd-event loop, handle SIGTERM/SIGINT as a clean exit, enable the
+ * watchdog if the service manager asked for one, start the discard
+ * workers, take the VMM socket (socket activation via
+ * sd_listen_fds_with_names(), fd named "vmm", or bind our own), and only
+ * then send READY=1. On the way out: STOPPING=1, close every session
+ * (which closes every guest fd), let running discards finish.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "convert.h"
+#include "daemon.h"
+#include "discard.h"
+#include "log.h"
+#include "macro.h"
+#include "session.h"
+#include "vm.h"
+
+#define DEFAULT_VMM_SOCKET RUNDIR "/memconvd/vmm.sock"
+
+uint64_t daemon_now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static int on_summary_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct vm *vm;
+
+        LIST_FOREACH(vm, &d->vms, link)
+                convert_log_summary(vm, d->config.summary_interval_usec);
+        return 0;
+}
+
+void daemon_arm_summary(struct daemon *d)
+{
+        int enabled = SD_EVENT_OFF;
+        uint64_t now;
+
+        if (!d->summary_timer)
+                return;
+        if (sd_event_source_get_enabled(d->summary_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_now(d->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        (void) sd_event_source_set_time(d->summary_timer, now + d->config.summary_interval_usec);
+        (void) sd_event_source_set_enabled(d->summary_timer, SD_EVENT_ONESHOT);
+}
+
+/**
+ * help() - print usage to stdout
+ */
+static void help(void)
+{
+        printf("Usage: memconvd [OPTION...]\n\n"
+               "Decide, perform and record private/shared memory conversions of confidential VMs.\n\n"
+               "  -h --help                  Show this help\n"
+               "     --version               Show the version\n"
+               "  -s --socket=PATH           VMM socket (default %s)\n"
+               "     --vmm-group=GROUP       Group whose members may attach VMMs (default: root only)\n"
+               "     --discard-threads=N     Discard worker threads (default 1)\n"
+               "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
+               "     --log-target=TARGET     auto (default), journal or stderr\n"
+               "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n",
+               DEFAULT_VMM_SOCKET);
+}
+
+/**
+ * parse_argv() - fill @cfg from the command line
+ * Return: 1 to run, 0 to exit successfully (help/version), negative errno
+ */
+static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *log_level, int *log_target)
+{
+        enum { ARG_VERSION = 0x100, ARG_VMM_GROUP, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
+               ARG_SUMMARY };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "socket", required_argument, NULL, 's' },
+                { "vmm-group", required_argument, NULL, ARG_VMM_GROUP },
+                { "discard-threads", required_argument, NULL, ARG_DISCARD_THREADS },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "log-target", required_argument, NULL, ARG_LOG_TARGET },
+                { "summary-interval", required_argument, NULL, ARG_SUMMARY },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "hs:", options, NULL)) >= 0) {
+                char *end;
+                unsigned long v;
+
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("memconvd %s\n", PACKAGE_VERSION);
+                        return 0;
+                case 's':
+                        free(cfg->vmm_socket_path);
+                        cfg->vmm_socket_path = strdup(optarg);
+                        if (!cfg->vmm_socket_path)
+                                return -ENOMEM;
+                        break;
+                case ARG_VMM_GROUP: {
+                        struct group *g = getgrnam(optarg);
+
+                        if (!g) {
+                                fprintf(stderr, "memconvd: unknown group '%s' for --vmm-group\n", optarg);
+                                return -EINVAL;
+                        }
+                        cfg->vmm_group = g->gr_gid;
+                        break;
+                }
+                case ARG_DISCARD_THREADS:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || v < 1 || v > 64) {
+                                fprintf(stderr, "memconvd: --discard-threads takes 1..64, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        cfg->discard_threads = (unsigned) v;
+                        break;
+                case ARG_LOG_LEVEL:
+                        *log_level = log_parse_level(optarg);
+                        if (*log_level < 0) {
+                                fprintf(stderr, "memconvd: unknown --log-level '%s' (err, warning, notice, info, debug)\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_LOG_TARGET:
+                        *log_target = log_parse_target(optarg);
+                        if (*log_target < 0) {
+                                fprintf(stderr, "memconvd: unknown --log-target '%s' (auto, journal, stderr)\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_SUMMARY:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || v < 10 || v > 3600000) {
+                                fprintf(stderr, "memconvd: --summary-interval takes 10..3600000 ms, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        cfg->summary_interval_usec = v * 1000ULL;
+                        break;
+                default:
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "memconvd: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        return 1;
+}
+
+/**
+ * mkdir_parents() - create the directories above @path (mode 0755)
+ */
+static void mkdir_parents(const char *path)
+{
+        char buf[sizeof(((struct sockaddr_un *) NULL)->sun_path)];
+
+        snprintf(buf, sizeof(buf), "%s", path);
+        for (char *p = buf + 1; *p; p++)
+                if (*p == '/') {
+                        *p = 0;
+                        (void) mkdir(buf, 0755);
+                        *p = '/';
+                }
+}
+
+/**
+ * daemon_listen() - take the socket-activated VMM socket, or bind one
+ * Return: 0 or negative errno (logged)
+ */
+static int daemon_listen(struct daemon *d)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        char **names = NULL;
+        int n, r;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n < 0)
+                return log_error_errno(n, "Failed to read socket-activation fds");
+        for (int i = 0; i < n; i++) {
+                int fd = SD_LISTEN_FDS_START + i;
+
+                if (d->vmm_fd < 0 && names && strcmp(names[i], "vmm") == 0 &&
+                    sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
+                        d->vmm_fd = fd;
+                else {
+                        log_warning("Closing unexpected socket-activation fd %d (%s)", fd, names ? names[i] : "?");
+                        safe_close(fd);
+                }
+        }
+        for (int i = 0; names && i < n; i++)
+                free(names[i]);
+        free(names);
+
+        if (d->vmm_fd < 0) {
+                if (strlen(d->config.vmm_socket_path) >= sizeof(sa.sun_path))
+                        return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long", d->config.vmm_socket_path);
+                strcpy(sa.sun_path, d->config.vmm_socket_path);
+                mkdir_parents(d->config.vmm_socket_path);
+                d->vmm_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (d->vmm_fd < 0)
+                        return log_error_errno(errno, "Failed to create the VMM socket");
+                (void) unlink(sa.sun_path);
+                if (bind(d->vmm_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                        return log_error_errno(errno, "Failed to bind the VMM socket %s", sa.sun_path);
+                d->unlink_vmm_socket = true;
+                /* Access is decided by SO_PEERCRED; the mode only keeps strangers from connecting. */
+                (void) chmod(sa.sun_path, d->config.vmm_group == (gid_t) -1 ? 0600 : 0660);
+                if (d->config.vmm_group != (gid_t) -1)
+                        (void) !chown(sa.sun_path, (uid_t) -1, d->config.vmm_group);
+                if (listen(d->vmm_fd, SOMAXCONN) < 0)
+                        return log_error_errno(errno, "Failed to listen on %s", sa.sun_path);
+        }
+        r = sd_event_add_io(d->event, &d->vmm_source, d->vmm_fd, EPOLLIN, session_on_listen, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the VMM socket");
+        (void) sd_event_source_set_description(d->vmm_source, "vmm-listen");
+        return 0;
+}
+
+/**
+ * daemon_done() - tear everything down in dependency order
+ */
+static void daemon_done(struct daemon *d)
+{
+        struct session *s;
+        struct vm *vm;
+
+        while ((s = LIST_FIRST(&d->sessions)))
+                session_free(s);
+        d->discarder = discarder_free(d->discarder);
+        while ((vm = LIST_FIRST(&d->vms)))
+                vm_free(vm);
+        sd_event_source_disable_unref(d->vmm_source);
+        sd_event_source_disable_unref(d->summary_timer);
+        if (d->vmm_fd >= 0) {
+                safe_close(d->vmm_fd);
+                if (d->unlink_vmm_socket)
+                        (void) unlink(d->config.vmm_socket_path);
+        }
+        sd_event_unref(d->event);
+        free(d->config.vmm_socket_path);
+}
+
+int main(int argc, char *argv[])
+{
+        struct daemon d = {
+                .vmm_fd = -EBADF,
+                .config = {
+                        .vmm_group = (gid_t) -1,
+                        .discard_threads = 1,
+                        .summary_interval_usec = 1000000,
+                },
+        };
+        int log_level = LOG_INFO, log_target = LOG_TARGET_AUTO;
+        sigset_t mask;
+        int r;
+
+        LIST_INIT(&d.sessions);
+        LIST_INIT(&d.vms);
+        r = parse_argv(argc, argv, &d.config, &log_level, &log_target);
+        if (r <= 0) {
+                free(d.config.vmm_socket_path);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        }
+        if (!d.config.vmm_socket_path && !(d.config.vmm_socket_path = strdup(DEFAULT_VMM_SOCKET)))
+                return EXIT_FAILURE;
+        log_setup(log_target, log_level);
+        umask(0077);
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_default(&d.event);
+        if (r < 0) {
+                log_error_errno(r, "Failed to create the event loop");
+                goto finish;
+        }
+        (void) sd_event_add_signal(d.event, NULL, SIGTERM, NULL, NULL);
+        (void) sd_event_add_signal(d.event, NULL, SIGINT, NULL, NULL);
+        r = sd_event_set_watchdog(d.event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the watchdog");
+        d.started_usec = daemon_now();
+
+        r = discarder_new(d.event, d.config.discard_threads, convert_discard_done, &d, &d.discarder);
+        if (r < 0) {
+                log_error_errno(r, "Failed to start discard workers");
+                goto finish;
+        }
+        r = sd_event_add_time(d.event, &d.summary_timer, CLOCK_MONOTONIC, 0, 100000, on_summary_timer, &d);
+        if (r < 0) {
+                log_error_errno(r, "Failed to create the summary timer");
+                goto finish;
+        }
+        (void) sd_event_source_set_enabled(d.summary_timer, SD_EVENT_OFF);
+
+        r = daemon_listen(&d);
+        if (r < 0)
+                goto finish;
+
+        log_info("memconvd %s listening for VMMs on %s", PACKAGE_VERSION, d.config.vmm_socket_path);
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs");
+        r = sd_event_loop(d.event);
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
+        if (r < 0)
+                log_error_errno(r, "Event loop failed");
+        else
+                log_info("memconvd stopping");
+finish:
+        daemon_done(&d);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * session.c - VMM connections: accept, authenticate, receive, validate,
+ * dispatch, answer.
+ *
+ * Peers are authenticated once, at accept, with SO_PEERCRED: root, the
+ * daemon's own uid and members of the configured VMM group may attach. A
+ * refused peer gets PERMISSION_DENIED in answer to its first message and is
+ * disconnected. Every datagram then goes through mc_frame_recv() (size cap
+ * before decoding, fds close-on-exec) and mc_message_validate() (type table,
+ * direction, fields, fd counts) before the handler of its type runs. A peer
+ * that keeps sending frames that do not decode is disconnected.
+ *
+ * Each wake-up reads at most SESSION_RECV_BUDGET datagrams so one busy VMM
+ * cannot starve the others.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "convert.h"
+#include "frame.h"
+#include "log.h"
+#include "macro.h"
+#include "session.h"
+#include "vm.h"
+
+#define SESSION_RECV_BUDGET 64
+#define SESSION_OUTQ_MAX 1024
+#define SESSION_PROTOCOL_ERRORS_MAX 16
+
+struct outbuf {
+        struct outbuf *next;
+        size_t len;
+        uint8_t data[];
+};
+
+struct session {
+        LIST_ENTRY(session) link;
+        struct daemon *daemon;
+        int fd;                      /* connected socket, owned */
+        sd_event_source *source;
+        struct ucred cred;
+        bool refused;                /* credentials not allowed: answer once, then close */
+        bool hello_done;
+        bool broken;                 /* a send failed: freed on the next wake-up */
+        struct vm *vm;               /* attached VM, owned by the registry */
+        struct outbuf *outq_head, *outq_tail;
+        unsigned outq_len;
+        unsigned protocol_errors;
+};
+
+/**
+ * session_update_events() - poll for EPOLLOUT only while output is queued
+ */
+static void session_update_events(struct session *s)
+{
+        (void) sd_event_source_set_io_events(s->source, EPOLLIN | (s->outq_head ? EPOLLOUT : 0));
+}
+
+/**
+ * session_flush() - send queued answers until the socket is full
+ * Return: 0, or negative errno when the peer is gone
+ */
+static int session_flush(struct session *s)
+{
+        while (s->outq_head) {
+                struct outbuf *b = s->outq_head;
+                ssize_t n = send(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        return negative_errno();
+                }
+                s->outq_head = b->next;
+                if (!s->outq_head)
+                        s->outq_tail = NULL;
+                s->outq_len--;
+                free(b);
+        }
+        session_update_events(s);
+        return 0;
+}
+
+/**
+ * session_send() - send @m now, or queue it behind earlier answers
+ * Return: 0, or negative errno (the session is then marked broken)
+ */
+static int session_send(struct session *s, const Memconv__Message *m)
+{
+        struct outbuf *b;
+        size_t len;
+
+        if (s->broken)
+                return -ECONNRESET;
+        len = memconv__message__get_packed_size(m);
+        if (len > MC_FRAME_MAX)
+                return -EMSGSIZE;
+        if (!s->outq_head) {
+                int r = mc_frame_send(s->fd, m, NULL, 0);
+
+                if (r >= 0)
+                        return 0;
+                if (r != -EAGAIN) {
+                        s->broken = true;
+                        return r;
+                }
+        }
+        if (s->outq_len >= SESSION_OUTQ_MAX) {
+                log_warning("VMM pid %d does not read its answers; disconnecting", (int) s->cred.pid);
+                s->broken = true;
+                return -ENOBUFS;
+        }
+        b = malloc(sizeof(*b) + len);
+        if (!b) {
+                s->broken = true;
+                return -ENOMEM;
+        }
+        b->next = NULL;
+        b->len = memconv__message__pack(m, b->data);
+        if (s->outq_tail)
+                s->outq_tail->next = b;
+        else
+                s->outq_head = b;
+        s->outq_tail = b;
+        s->outq_len++;
+        session_update_events(s);
+        return 0;
+}
+
+/**
+ * status_from() - a wire Status from an error (or OK when @e is NULL)
+ */
+static void status_from(Memconv__Status *st, const struct mc_msg_error *e)
+{
+        memconv__status__init(st);
+        if (!e)
+                return;
+        st->code = e->code;
+        st->errno_value = e->error;
+        st->message = (char *) e->text;
+}
+
+int session_send_decision(struct session *s, uint64_t id, const struct mc_msg_error *err, int action,
+                          bool to_private, const struct mc_plan *plan, uint64_t decision_id)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__Decision d = MEMCONV__DECISION__INIT;
+        Memconv__Status st;
+        _cleanup_free_ Memconv__Range *ranges = NULL;
+        _cleanup_free_ Memconv__Range **rp = NULL;
+        size_t n = plan ? plan->n_ranges : 0;
+
+        status_from(&st, err);
+        d.status = &st;
+        d.action = (Memconv__Action) action;
+        d.to = to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
+        d.decision_id = decision_id;
+        if (n > 0) {
+                ranges = calloc(n, sizeof(*ranges));
+                rp = calloc(n, sizeof(*rp));
+                if (!ranges || !rp)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        memconv__range__init(&ranges[i]);
+                        ranges[i].gpa = plan->ranges[i].gpa;
+                        ranges[i].size = plan->ranges[i].size;
+                        rp[i] = &ranges[i];
+                }
+                d.n_ranges = n;
+                d.ranges = rp;
+        }
+        m.id = id;
+        m.body_case = MEMCONV__MESSAGE__BODY_DECISION;
+        m.decision = &d;
+        return session_send(s, &m);
+}
+
+/**
+ * session_reply_error() - answer request @req with a refusal, in the
+ * answer type its sender waits for
+ */
+static int session_reply_error(struct session *s, const Memconv__Message *req, const struct mc_msg_error *e)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__HelloReply hr = MEMCONV__HELLO_REPLY__INIT;
+        Memconv__AttachReply ar = MEMCONV__ATTACH_REPLY__INIT;
+        Memconv__Reply rp = MEMCONV__REPLY__INIT;
+        Memconv__Status st;
+
+        status_from(&st, e);
+        m.id = req ? req->id : 0;
+        switch (req ? req->body_case : MEMCONV__MESSAGE__BODY__NOT_SET) {
+        case MEMCONV__MESSAGE__BODY_HELLO:
+                hr.status = &st;
+                hr.version = MEMCONV__PROTOCOL_VERSION__PROTOCOL_VERSION_1;
+                m.body_case = MEMCONV__MESSAGE__BODY_HELLO_REPLY;
+                m.hello_reply = &hr;
+                break;
+        case MEMCONV__MESSAGE__BODY_ATTACH:
+                ar.status = &st;
+                m.body_case = MEMCONV__MESSAGE__BODY_ATTACH_REPLY;
+                m.attach_reply = &ar;
+                break;
+        case MEMCONV__MESSAGE__BODY_MEMORY_FAULT:
+        case MEMCONV__MESSAGE__BODY_CONVERT:
+                return session_send_decision(s, m.id, e, MEMCONV__ACTION__ACTION_FAIL, false, NULL, 0);
+        default:
+                rp.status = &st;
+                m.body_case = MEMCONV__MESSAGE__BODY_REPLY;
+                m.reply = &rp;
+                break;
+        }
+        return session_send(s, &m);
+}
+
+/**
+ * session_refuse() - answer @m with a refusal built from a format
+ * Return: as session_send()
+ */
+static int session_refuse(struct session *s, const Memconv__Message *m, Memconv__Code code, int error,
+                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int session_refuse(struct session *s, const Memconv__Message *m, Memconv__Code code, int error,
+                          const char *fmt, ...)
+{
+        struct mc_msg_error e = { .code = code, .error = error };
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(e.text, sizeof(e.text), fmt, ap);
+        va_end(ap);
+        return session_reply_error(s, m, &e);
+}
+
+/** session_reply_ok() - a plain Reply with status OK */
+static int session_reply_ok(struct session *s, uint64_t id)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__Reply rp = MEMCONV__REPLY__INIT;
+        Memconv__Status st;
+
+        status_from(&st, NULL);
+        rp.status = &st;
+        m.id = id;
+        m.body_case = MEMCONV__MESSAGE__BODY_REPLY;
+        m.reply = &rp;
+        return session_send(s, &m);
+}
+
+/* ------------------------------------------------------------------ handlers */
+
+static int handle_hello(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        Memconv__Message out = MEMCONV__MESSAGE__INIT;
+        Memconv__HelloReply hr = MEMCONV__HELLO_REPLY__INIT;
+        Memconv__Status st;
+        struct mc_msg_error e;
+
+        if (s->hello_done)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                                                "hello: sent twice on one connection");
+        if (m->hello->version != MEMCONV__PROTOCOL_VERSION__PROTOCOL_VERSION_1) {
+                mc_error_set(&e, MEMCONV__CODE__CODE_VERSION_MISMATCH, -EPROTONOSUPPORT,
+                             "hello: protocol version %" PRIu32 " is not supported; memconvd %s speaks version 1",
+                             m->hello->version, PACKAGE_VERSION);
+                return session_reply_error(s, m, &e);
+        }
+        s->hello_done = true;
+        status_from(&st, NULL);
+        hr.status = &st;
+        hr.version = MEMCONV__PROTOCOL_VERSION__PROTOCOL_VERSION_1;
+        hr.server = (char *) "memconvd " PACKAGE_VERSION;
+        hr.max_frame = MC_FRAME_MAX;
+        out.id = m->id;
+        out.body_case = MEMCONV__MESSAGE__BODY_HELLO_REPLY;
+        out.hello_reply = &hr;
+        return session_send(s, &out);
+}
+
+static int handle_attach(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__Attach *a = m->attach;
+        Memconv__Message out = MEMCONV__MESSAGE__INIT;
+        Memconv__AttachReply ar = MEMCONV__ATTACH_REPLY__INIT;
+        Memconv__Status st;
+        struct vm *vm;
+        int r;
+
+        if (s->vm)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
+                                                                "attach: this connection already has VM %s attached",
+                                                                s->vm->name);
+        vm = vm_find_uuid(s->daemon, a->uuid.data);
+        if (vm && vm->state == VM_ATTACHED)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
+                                                                "attach: VM %s is attached by another connection (pid %d)",
+                                                                vm->uuid_str, (int) vm->pid);
+        if (vm) {
+                if (a->token.len != sizeof(vm->token) || memcmp(a->token.data, vm->token, sizeof(vm->token)) != 0 ||
+                    vm->uid != s->cred.uid)
+                        return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
+                                                                        "attach: VM %s is known to memconvd (detached); "
+                                                                        "resume it with its token or forget it first",
+                                                                        vm->uuid_str);
+                vm->state = VM_ATTACHED;
+                vm->session = s;
+                vm->pid = s->cred.pid;
+                vm->attached_usec = daemon_now();
+                log_info("VM %s (%s) re-attached by pid %d", vm->name, vm->uuid_str, (int) s->cred.pid);
+        } else {
+                r = vm_new(s->daemon, s, a->uuid.data, a->name, a->cc_type, a->arch, s->cred.uid, s->cred.pid, &vm);
+                if (r < 0)
+                        return session_refuse(s, m, mc_code_from_errno(r), r,
+                                                                        "attach: cannot create VM");
+                log_info("VM %s (%s) attached by pid %d uid %u: id %" PRIu64 ", cc type %s", vm->name,
+                         vm->uuid_str, (int) s->cred.pid, (unsigned) s->cred.uid, vm->id,
+                         protobuf_c_enum_descriptor_get_value(&memconv__cc_type__descriptor, a->cc_type)->name);
+        }
+        s->vm = vm;
+
+        status_from(&st, NULL);
+        ar.status = &st;
+        ar.vm_id = vm->id;
+        ar.token.data = vm->token;
+        ar.token.len = sizeof(vm->token);
+        out.id = m->id;
+        out.body_case = MEMCONV__MESSAGE__BODY_ATTACH_REPLY;
+        out.attach_reply = &ar;
+        return session_send(s, &out);
+}
+
+static int handle_detach(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        vm_detach(s->vm, "the VMM detached");
+        s->vm = NULL;
+        return session_reply_ok(s, m->id);
+}
+
+static int handle_register_region(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__RegisterRegion *rr = m->register_region;
+        struct mc_msg_error e;
+        int r;
+
+        r = vm_region_add(s->vm, rr->slot, rr->gpa, rr->size, fds[0], rr->guest_memfd_offset,
+                          rr->has_shared ? fds[1] : -EBADF, rr->shared_offset,
+                          rr->initial == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE, &e);
+        if (r < 0)
+                return session_reply_error(s, m, &e);
+        fds[0] = fds[1] = -EBADF; /* the region owns them now */
+        return session_reply_ok(s, m->id);
+}
+
+static int handle_unregister_region(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        struct mc_msg_error e;
+
+        if (vm_region_remove(s->vm, m->unregister_region->slot, &e) < 0)
+                return session_reply_error(s, m, &e);
+        return session_reply_ok(s, m->id);
+}
+
+static int handle_memory_fault(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__MemoryFault *f = m->memory_fault;
+        struct conv_request req = {
+                .id = m->id,
+                .vcpu = f->vcpu,
+                .implicit = true,
+                .fault_flags = f->flags,
+                .to_private = f->flags & (1ULL << 3), /* KVM_MEMORY_EXIT_FLAG_PRIVATE */
+                .gpa = f->gpa,
+                .size = f->size,
+                .received_usec = daemon_now(),
+        };
+
+        return convert_request(s->vm, s, &req);
+}
+
+static int handle_convert(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__Convert *c = m->convert;
+        struct conv_request req = {
+                .id = m->id,
+                .vcpu = c->vcpu,
+                .source = c->source,
+                .page_size = c->page_size,
+                .to_private = c->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE,
+                .gpa = c->gpa,
+                .size = c->size,
+                .received_usec = daemon_now(),
+        };
+
+        return convert_request(s->vm, s, &req);
+}
+
+static int handle_applied(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__Applied *a = m->applied;
+        struct mc_msg_error e;
+
+        if (convert_applied(s->vm, a->decision_id, a->ok, a->errno_value, &e) < 0) {
+                log_warning("VM %s: %s", s->vm->name, e.text);
+                return session_reply_error(s, m, &e);
+        }
+        return 0;
+}
+
+struct handler {
+        Memconv__Message__BodyCase body;
+        bool needs_vm;
+        int (*fn)(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds);
+};
+
+static const struct handler handlers[] = {
+        { MEMCONV__MESSAGE__BODY_HELLO, false, handle_hello },
+        { MEMCONV__MESSAGE__BODY_ATTACH, false, handle_attach },
+        { MEMCONV__MESSAGE__BODY_DETACH, true, handle_detach },
+        { MEMCONV__MESSAGE__BODY_REGISTER_REGION, true, handle_register_region },
+        { MEMCONV__MESSAGE__BODY_UNREGISTER_REGION, true, handle_unregister_region },
+        { MEMCONV__MESSAGE__BODY_MEMORY_FAULT, true, handle_memory_fault },
+        { MEMCONV__MESSAGE__BODY_CONVERT, true, handle_convert },
+        { MEMCONV__MESSAGE__BODY_APPLIED, true, handle_applied },
+};
+
+/**
+ * session_protocol_error() - count a bad frame, answer it
+ * Return: 0, or -EPROTO when the peer has used up its allowance
+ */
+static int session_protocol_error(struct session *s, const Memconv__Message *m, const struct mc_msg_error *e)
+{
+        s->daemon->protocol_errors++;
+        log_debug("VMM pid %d: %s", (int) s->cred.pid, e->text);
+        (void) session_reply_error(s, m, e);
+        if (++s->protocol_errors > SESSION_PROTOCOL_ERRORS_MAX) {
+                log_warning("VMM pid %d sent %u malformed messages; disconnecting", (int) s->cred.pid,
+                            s->protocol_errors);
+                return -EPROTO;
+        }
+        return 0;
+}
+
+/**
+ * session_protocol_errorf() - session_protocol_error() with a formatted text
+ */
+static int session_protocol_errorf(struct session *s, const Memconv__Message *m, Memconv__Code code,
+                                   int error, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int session_protocol_errorf(struct session *s, const Memconv__Message *m, Memconv__Code code,
+                                   int error, const char *fmt, ...)
+{
+        struct mc_msg_error e = { .code = code, .error = error };
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(e.text, sizeof(e.text), fmt, ap);
+        va_end(ap);
+        return session_protocol_error(s, m, &e);
+}
+
+/**
+ * session_dispatch() - validate one message and run its handler
+ * @fds: the fds that came with it; a handler that keeps one sets it to -EBADF
+ * Return: 0, or negative errno to disconnect the peer
+ */
+static int session_dispatch(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const struct handler *h = NULL;
+        struct mc_msg_error e;
+
+        if (s->refused) {
+                mc_error_set(&e, MEMCONV__CODE__CODE_PERMISSION_DENIED, -EPERM,
+                             "uid %u gid %u may not attach VMMs to memconvd (allowed: root, uid %u, or the VMM group)",
+                             (unsigned) s->cred.uid, (unsigned) s->cred.gid, (unsigned) geteuid());
+                (void) session_reply_error(s, m, &e);
+                return -EPERM;
+        }
+        if (mc_message_validate(m, n_fds, MC_MSG_TO_DAEMON, &e) < 0)
+                return session_protocol_error(s, m, &e);
+        if (!s->hello_done && m->body_case != MEMCONV__MESSAGE__BODY_HELLO)
+                return session_protocol_errorf(s, m, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                                                   "%s before hello", mc_message_type_name(m->body_case));
+        for (size_t i = 0; i < ELEMENTSOF(handlers); i++)
+                if (handlers[i].body == m->body_case)
+                        h = &handlers[i];
+        if (!h)
+                return session_protocol_errorf(s, m, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                                                   "%s is not a request", mc_message_type_name(m->body_case));
+        if (h->needs_vm && !s->vm) {
+                mc_error_set(&e, MEMCONV__CODE__CODE_NOT_ATTACHED, -ENOTCONN,
+                             "%s: no VM is attached on this connection", mc_message_type_name(m->body_case));
+                (void) session_reply_error(s, m, &e);
+                return 0;
+        }
+        (void) h->fn(s, m, fds, n_fds);
+        return 0;
+}
+
+/**
+ * session_frame_error() - answer a datagram that could not be decoded
+ * Return: as session_protocol_error()
+ */
+static int session_frame_error(struct session *s, int error)
+{
+        struct mc_msg_error e;
+
+        switch (error) {
+        case -EMSGSIZE:
+                mc_error_set(&e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, error,
+                             "frame larger than %u bytes refused", MC_FRAME_MAX);
+                break;
+        case -ETOOMANYREFS:
+                mc_error_set(&e, MEMCONV__CODE__CODE_BAD_FD, -EBADF,
+                             "more than %u fds, or a control message other than SCM_RIGHTS", MC_FRAME_MAX_FDS);
+                break;
+        default:
+                mc_error_set(&e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EBADMSG,
+                             "frame is not a memconv.Message");
+                break;
+        }
+        return session_protocol_error(s, NULL, &e);
+}
+
+static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
+{
+        struct session *s = userdata;
+
+        if ((revents & EPOLLOUT) && session_flush(s) < 0)
+                s->broken = true;
+
+        for (unsigned i = 0; i < SESSION_RECV_BUDGET && !s->broken && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)); i++) {
+                Memconv__Message *m = NULL;
+                int fds[MC_FRAME_MAX_FDS];
+                size_t n_fds = 0;
+                int r;
+
+                r = mc_frame_recv(s->fd, MSG_DONTWAIT, &m, fds, &n_fds);
+                if (r == -EAGAIN)
+                        break;
+                if (r == -EMSGSIZE || r == -EBADMSG || r == -ETOOMANYREFS) {
+                        if (session_frame_error(s, r) < 0)
+                                s->broken = true;
+                        continue;
+                }
+                if (r < 0) {
+                        if (r != -ECONNRESET)
+                                log_debug_errno(r, "VMM pid %d: receive failed", (int) s->cred.pid);
+                        s->broken = true;
+                        break;
+                }
+                if (session_dispatch(s, m, fds, n_fds) < 0)
+                        s->broken = true;
+                mc_frame_close_fds(fds, n_fds);
+                memconv__message__free_unpacked(m, NULL);
+        }
+
+        if (s->broken) {
+                (void) session_flush(s); /* a refusal should still reach the peer */
+                session_free(s);
+        }
+        return 0;
+}
+
+void session_free(struct session *s)
+{
+        if (!s)
+                return;
+        if (s->vm) {
+                convert_session_gone(s->vm, s);
+                vm_detach(s->vm, "the VMM disconnected");
+        }
+        while (s->outq_head) {
+                struct outbuf *b = s->outq_head;
+
+                s->outq_head = b->next;
+                free(b);
+        }
+        LIST_REMOVE(s, link);
+        sd_event_source_disable_unref(s->source);
+        safe_close(s->fd);
+        free(s);
+}
+
+/**
+ * peer_allowed() - whether @cred may attach VMMs
+ */
+static bool peer_allowed(struct daemon *d, int fd, const struct ucred *cred)
+{
+        gid_t groups[256];
+        socklen_t len = sizeof(groups);
+
+        if (cred->uid == 0 || cred->uid == geteuid())
+                return true;
+        if (d->config.vmm_group == (gid_t) -1)
+                return false;
+        if (cred->gid == d->config.vmm_group)
+                return true;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == d->config.vmm_group)
+                        return true;
+        return false;
+}
+
+int session_on_listen(sd_event_source *src, int listen_fd, uint32_t revents, void *userdata)
+{
+        struct daemon *d = userdata;
+
+        for (;;) {
+                socklen_t len = sizeof(struct ucred);
+                struct session *s;
+                int fd, r;
+
+                fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(errno, "Failed to accept a VMM connection");
+                        return 0;
+                }
+                s = calloc(1, sizeof(*s));
+                if (!s) {
+                        safe_close(fd);
+                        log_error("Out of memory accepting a VMM connection");
+                        return 0;
+                }
+                s->daemon = d;
+                s->fd = fd;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &s->cred, &len) < 0) {
+                        log_warning_errno(errno, "Failed to read VMM peer credentials; refusing it");
+                        free(s);
+                        safe_close(fd);
+                        continue;
+                }
+                s->refused = !peer_allowed(d, fd, &s->cred);
+                if (s->refused) {
+                        d->peers_refused++;
+                        log_notice("Refusing VMM connection from pid %d uid %u gid %u: not allowed",
+                                   (int) s->cred.pid, (unsigned) s->cred.uid, (unsigned) s->cred.gid);
+                }
+                r = sd_event_add_io(d->event, &s->source, fd, EPOLLIN, session_on_io, s);
+                if (r < 0) {
+                        log_warning_errno(r, "Failed to watch a VMM connection");
+                        free(s);
+                        safe_close(fd);
+                        continue;
+                }
+                (void) sd_event_source_set_description(s->source, "vmm-session");
+                LIST_INSERT_HEAD(&d->sessions, s, link);
+                d->sessions_total++;
+                log_debug("VMM connected: pid %d uid %u", (int) s->cred.pid, (unsigned) s->cred.uid);
+        }
+}

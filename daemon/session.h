@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * session.h - one VMM connection.
+ *
+ * A session owns its connected socket and at most one attached VM (the VM
+ * itself is owned by the registry). Every datagram is received, decoded
+ * under the frame size cap and validated by mc_message_validate() before a
+ * handler from the dispatch table sees it. Answers that do not fit in the
+ * socket buffer are queued (bounded) and flushed on EPOLLOUT.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "daemon.h"
+#include "message.h"
+#include "planner.h"
+
+#include "memconv.pb-c.h"
+
+struct session;
+
+/** session_accept() - the listening socket is readable: accept VMMs */
+int session_on_listen(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/** session_free() - close the connection, detach its VM; accepts NULL */
+void session_free(struct session *s);
+
+/**
+ * session_send_decision() - answer a conversion request
+ * @id: the request's id
+ * @err: refusal / explanation, or NULL for success
+ * @plan: ranges to apply (action APPLY), or NULL
+ * Return: 0, or negative errno when the session cannot take it (it is then
+ * being torn down)
+ */
+int session_send_decision(struct session *s, uint64_t id, const struct mc_msg_error *err, int action,
+                          bool to_private, const struct mc_plan *plan, uint64_t decision_id);

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vm.h - the VM registry, memory regions, and conversions in flight.
+ *
+ * A VM is created by Attach and owned by the daemon's registry. It holds:
+ *  - its regions, sorted by gpa, each with the guest_memfd and optional
+ *    shared-memory fd the VMM passed (owned by the region; a region is
+ *    reference counted because discard jobs in flight hold it);
+ *  - attrs: the attribute map, MC_ATTR_PRIVATE where private. KVM has no
+ *    "get": this is the only record of what is private;
+ *  - busy: ranges with a conversion in flight, from decision until its
+ *    discard has finished (DESIGN rule 4);
+ *  - the conversions in flight and the requests waiting for busy ranges.
+ *
+ * Conversion lifecycle (convert.c):
+ *   request -> plan -> [WAIT on busy] -> Decision(APPLY) -> Applied(ok)
+ *   -> commit (attrs updated, logged) -> discard jobs -> done, busy released
+ *   Applied(!ok) -> rollback (nothing changes). VMM gone -> abandoned.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "daemon.h"
+#include "message.h"
+#include "planner.h"
+#include "rangemap.h"
+
+struct region {
+        unsigned refs;
+        bool dead;                /* owner gone: queued discards are skipped */
+        struct vm *vm;            /* not a reference; cleared when the VM lets go */
+        uint32_t slot;
+        uint64_t gpa;
+        uint64_t size;
+        int gmem_fd;              /* owned */
+        uint64_t gmem_offset;
+        dev_t gmem_dev;
+        ino_t gmem_ino;
+        int shared_fd;            /* owned, or -EBADF */
+        uint64_t shared_offset;
+};
+
+struct conversion;
+struct conv_request;
+TAILQ_HEAD(conversion_list, conversion);
+TAILQ_HEAD(waiting_list, waiting);
+
+enum vm_state {
+        VM_ATTACHED,
+        VM_DETACHED,
+};
+
+struct vm_stats {
+        uint64_t conversions[2][2];   /* [implicit][to_private] committed */
+        uint64_t bytes_to_private;
+        uint64_t bytes_to_shared;
+        uint64_t spurious;
+        uint64_t mmio_noop;
+        uint64_t refused;
+        uint64_t not_handled;
+        uint64_t rolled_back;
+        uint64_t abandoned;
+        uint64_t waited;
+        uint64_t discards;
+        uint64_t discard_errors;
+        uint64_t discard_bytes;
+        /* since the last summary record */
+        uint64_t summary_changes;
+        uint64_t summary_to_private;
+        uint64_t summary_to_shared;
+        uint64_t summary_bytes;
+        uint64_t summary_refused;
+        /* refusal log rate limit */
+        uint64_t refusal_window_start;
+        unsigned refusal_logged;
+};
+
+struct vm {
+        LIST_ENTRY(vm) link;
+        struct daemon *daemon;
+        uint64_t id;
+        uint8_t uuid[16];
+        char uuid_str[37];
+        char *name;
+        int cc_type;
+        int arch;
+        uint8_t token[16];
+        uid_t uid;
+        pid_t pid;
+        enum vm_state state;
+        struct session *session;  /* the attached VMM, NULL when detached */
+
+        struct region **regions;  /* sorted by gpa, each holds a reference */
+        struct mc_plan_region *plan_regions; /* the same, as the planner sees them */
+        size_t n_regions;
+        mc_rangemap *attrs;
+        mc_rangemap *busy;
+        struct conversion_list conversions;
+        struct waiting_list waiting;
+        unsigned n_in_flight;
+        unsigned n_waiting;
+        struct vm_stats stats;
+        uint64_t attached_usec;
+};
+
+/**
+ * vm_new() - create a VM in the registry, attached to @s
+ * @ret: the VM, owned by the registry
+ * Return: 0 or -ENOMEM
+ */
+int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const char *name,
+           int cc_type, int arch, uid_t uid, pid_t pid, struct vm **ret);
+
+/** vm_free() - remove from the registry and free; accepts NULL */
+void vm_free(struct vm *vm);
+
+/** vm_find_uuid() - the VM with @uuid, or NULL */
+struct vm *vm_find_uuid(struct daemon *d, const uint8_t uuid[16]);
+
+/**
+ * vm_detach() - the VMM let go (Detach or disconnect): close every fd,
+ * abandon conversions whose Applied never came, drop waiting requests;
+ * keep map and counters.
+ */
+void vm_detach(struct vm *vm, const char *why);
+
+/**
+ * vm_region_add() - register a region; takes ownership of the fds on success
+ * @err: why not, on failure
+ * Return: 0, -EEXIST (slot/overlap/fd already used), -EBADF (not a
+ * guest_memfd / not shared memory / too small), -EINVAL, -ENOMEM
+ */
+int vm_region_add(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int gmem_fd,
+                  uint64_t gmem_offset, int shared_fd, uint64_t shared_offset,
+                  bool initial_private, struct mc_msg_error *err);
+
+/**
+ * vm_region_remove() - unregister the region of @slot
+ * Return: 0, -ENOENT, or -EBUSY while a conversion in flight touches it
+ */
+int vm_region_remove(struct vm *vm, uint32_t slot, struct mc_msg_error *err);
+
+/** vm_region_find() - the region containing @gpa, or NULL */
+struct region *vm_region_find(struct vm *vm, uint64_t gpa);
+
+/** vm_plan_ctx() - the planner's view of @vm (borrowed pointers into @vm) */
+struct mc_plan_ctx vm_plan_ctx(const struct vm *vm);
+
+struct region *region_ref(struct region *r);
+struct region *region_unref(struct region *r);
+
+/** vm_private_bytes() - bytes of registered RAM currently private */
+uint64_t vm_private_bytes(struct vm *vm);

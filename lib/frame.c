@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * frame.c - datagram framing and fd passing; see frame.h for the contract.
+ *
+ * The receive buffer is exactly MC_FRAME_MAX bytes: the kernel reports a
+ * longer datagram with MSG_TRUNC, so an oversized frame is detected without
+ * allocating for it or handing a prefix to the decoder.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "frame.h"
+#include "macro.h"
+
+void mc_frame_close_fds(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+int mc_frame_send(int sock, const Memconv__Message *msg, const int *fds, size_t n_fds)
+{
+        uint8_t buf[MC_FRAME_MAX];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * MC_FRAME_MAX_FDS)];
+        } control;
+        struct iovec iov;
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        size_t len;
+
+        if (n_fds > MC_FRAME_MAX_FDS)
+                return -EINVAL;
+        len = memconv__message__get_packed_size(msg);
+        if (len > sizeof(buf))
+                return -EMSGSIZE;
+        len = memconv__message__pack(msg, buf);
+        iov = (struct iovec) { .iov_base = buf, .iov_len = len };
+
+        if (n_fds > 0) {
+                struct cmsghdr *cm;
+
+                memset(&control, 0, sizeof(control));
+                mh.msg_control = control.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+        }
+
+        for (;;) {
+                ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+
+                if (n >= 0)
+                        return (size_t) n == len ? 0 : -EIO;
+                if (errno != EINTR)
+                        return negative_errno();
+        }
+}
+
+/**
+ * frame_take_fds() - collect the fds of every control message of @mh
+ * @mh: a received message header
+ * @fds: MC_FRAME_MAX_FDS slots to fill
+ * @ret_n: how many were filled
+ *
+ * Every fd found is either stored or closed.
+ * Return: 0, or -ETOOMANYREFS for a foreign control message or too many fds.
+ */
+static int frame_take_fds(struct msghdr *mh, int fds[MC_FRAME_MAX_FDS], size_t *ret_n)
+{
+        size_t n = 0;
+        int r = 0;
+
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+                size_t k;
+                int *p;
+
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+                        r = -ETOOMANYREFS;
+                        continue;
+                }
+                k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                p = (int *) (void *) CMSG_DATA(cm);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+
+                        memcpy(&fd, p + i, sizeof(fd));
+                        if (n < MC_FRAME_MAX_FDS)
+                                fds[n++] = fd;
+                        else {
+                                safe_close(fd);
+                                r = -ETOOMANYREFS;
+                        }
+                }
+        }
+        if (mh->msg_flags & MSG_CTRUNC)
+                r = -ETOOMANYREFS;
+        if (r < 0) {
+                mc_frame_close_fds(fds, n);
+                return r;
+        }
+        *ret_n = n;
+        return 0;
+}
+
+int mc_frame_recv(int sock, int flags, Memconv__Message **ret_msg,
+                  int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds)
+{
+        uint8_t buf[MC_FRAME_MAX];
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int) * MC_FRAME_MAX_FDS)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = control.buf,
+                .msg_controllen = sizeof(control.buf),
+        };
+        int fds[MC_FRAME_MAX_FDS] = { -EBADF, -EBADF };
+        Memconv__Message *msg;
+        size_t n_fds = 0;
+        ssize_t n;
+        int r;
+
+        do
+                n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | flags);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+
+        r = frame_take_fds(&mh, fds, &n_fds);
+        if (r < 0)
+                return r;
+        if (mh.msg_flags & MSG_TRUNC) {
+                mc_frame_close_fds(fds, n_fds);
+                return -EMSGSIZE;
+        }
+        if (n == 0) {
+                mc_frame_close_fds(fds, n_fds);
+                return -ECONNRESET;
+        }
+
+        msg = memconv__message__unpack(NULL, (size_t) n, buf);
+        if (!msg) {
+                mc_frame_close_fds(fds, n_fds);
+                return -EBADMSG;
+        }
+
+        *ret_msg = msg;
+        memcpy(ret_fds, fds, sizeof(fds));
+        *ret_n_fds = n_fds;
+        return 0;
+}

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * memconv.h - libmemconv, the client library a VMM links to let memconvd
+ * decide and record every private/shared memory conversion of its guests.
+ *
+ * Model: the VMM connects once per VM (mc_client_connect()), attaches the VM
+ * (mc_client_attach()), registers each guest_memfd-backed memory region with
+ * its fds (mc_client_register_region()), and gives the library one callback
+ * that applies memory attributes (KVM_SET_MEMORY_ATTRIBUTES on the VM fd, or
+ * the VMM's own backend). After every KVM_RUN, a vCPU thread hands its
+ * struct kvm_run to mc_handle_exit(): for KVM_EXIT_MEMORY_FAULT and for
+ * KVM_EXIT_HYPERCALL(KVM_HC_MAP_GPA_RANGE) the library asks memconvd, applies
+ * what it decides, reports back asynchronously, writes hypercall.ret, and
+ * tells the caller whether to re-enter the guest.
+ *
+ * Threads: one mc_client may be used by any number of vCPU threads at once;
+ * each waits only for the answer to its own request. Setup calls
+ * (attach/register/unregister/detach) may also run concurrently with them.
+ * mc_client_free() must not race with any other call.
+ *
+ * Errors: functions return negative errno values. -EPROTO: the daemon broke
+ * the protocol; -ECONNRESET: the daemon went away. The library never prints.
+ *
+ * This header is installed and does not depend on <linux/kvm.h> being new.
+ */
+#ifndef MEMCONV_H
+#define MEMCONV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kvm_run;
+
+/* Default VMM socket of a system memconvd. */
+#define MC_DEFAULT_SOCKET "/run/memconvd/vmm.sock"
+
+typedef struct mc_client mc_client;
+
+/* Mirrors memconv.proto's CcType / Arch. */
+enum mc_cc_type {
+        MC_CC_NONE = 0,
+        MC_CC_SEV = 1,
+        MC_CC_SEV_ES = 2,
+        MC_CC_SEV_SNP = 3,
+        MC_CC_TDX = 4,
+        MC_CC_ARM_CCA = 5,
+        MC_CC_PKVM = 6,
+        MC_CC_SW_PROTECTED = 7,
+        MC_CC_S390_PV = 8,
+};
+
+enum mc_arch {
+        MC_ARCH_UNSPECIFIED = 0,
+        MC_ARCH_X86_64 = 1,
+        MC_ARCH_ARM64 = 2,
+        MC_ARCH_RISCV64 = 3,
+        MC_ARCH_S390X = 4,
+};
+
+/* Mirrors memconv.proto's ConvertSource / PageSize. */
+enum mc_convert_source {
+        MC_SOURCE_UNSPECIFIED = 0,
+        MC_SOURCE_KVM_HC_MAP_GPA_RANGE = 1,
+        MC_SOURCE_SNP_PSC = 2,
+        MC_SOURCE_TDX_MAPGPA = 3,
+        MC_SOURCE_ARM_RSI = 4,
+};
+
+enum mc_page_size {
+        MC_PAGE_4K = 0,
+        MC_PAGE_2M = 1,
+        MC_PAGE_1G = 2,
+};
+
+struct mc_vm_info {
+        uint8_t uuid[16];
+        const char *name;            /* 1..255 printable characters */
+        enum mc_cc_type cc_type;
+        enum mc_arch arch;
+};
+
+struct mc_region_info {
+        uint32_t slot;               /* the VMM's id for the region (KVM memslot) */
+        uint64_t gpa;                /* 4 KiB aligned */
+        uint64_t size;               /* 4 KiB aligned, > 0 */
+        int guest_memfd;             /* borrowed: the library passes a copy */
+        uint64_t guest_memfd_offset;
+        int shared_fd;               /* borrowed, or -1 when there is none */
+        uint64_t shared_offset;
+        bool initial_private;        /* attribute of the whole region now */
+};
+
+/**
+ * mc_apply_fn - set memory attributes of [gpa, gpa+size) in KVM
+ * @userdata: as given to mc_client_set_apply()
+ * @gpa: first address, 4 KiB aligned
+ * @size: bytes, 4 KiB aligned
+ * @to_private: true: KVM_MEMORY_ATTRIBUTE_PRIVATE; false: shared (0)
+ *
+ * Called on the vCPU thread that handles the exit.
+ * Return: 0, or a negative errno (the conversion is then rolled back).
+ */
+typedef int (*mc_apply_fn)(void *userdata, uint64_t gpa, uint64_t size, bool to_private);
+
+/* What the caller of mc_handle_exit() / mc_client_convert() must do next. */
+enum mc_exit_action {
+        MC_EXIT_NOT_HANDLED = 0,  /* not a conversion: handle the exit yourself */
+        MC_EXIT_RETRY = 1,        /* re-enter the vCPU (KVM_RUN) */
+        MC_EXIT_INJECT_FAULT = 2, /* refused: inject a fault into the guest, then re-enter */
+        MC_EXIT_STOP_VM = 3,      /* refused: policy says stop the VM */
+};
+
+/* Detail of one answered request, for callers that want it. */
+struct mc_exit_result {
+        enum mc_exit_action action;
+        int error;                   /* 0, or the daemon's negative errno for a refusal */
+        char message[160];           /* the daemon's explanation, "" when none */
+};
+
+/**
+ * mc_client_connect() - connect to memconvd and agree on a protocol version
+ * @socket_path: the daemon's VMM socket, NULL for MC_DEFAULT_SOCKET
+ * @ret: the new client, owned by the caller
+ *
+ * Return: 0; -ENOENT / -ECONNREFUSED when no daemon listens; -EPROTO on a
+ * version mismatch; other negative errno.
+ */
+int mc_client_connect(const char *socket_path, mc_client **ret);
+
+/**
+ * mc_client_free() - detach (if attached), disconnect, free; accepts NULL
+ * Return: NULL
+ */
+mc_client *mc_client_free(mc_client *c);
+
+/** mc_client_set_apply() - set the attribute callback (before the first exit) */
+void mc_client_set_apply(mc_client *c, mc_apply_fn fn, void *userdata);
+
+/**
+ * mc_client_attach() - attach one VM to this connection
+ * @ret_vm_id: the daemon's id for the VM (may be NULL)
+ * Return: 0; -EEXIST if already attached; -EINVAL for bad info; -EPERM.
+ */
+int mc_client_attach(mc_client *c, const struct mc_vm_info *info, uint64_t *ret_vm_id);
+
+/** mc_client_detach() - detach the VM; the daemon closes its fds. */
+int mc_client_detach(mc_client *c);
+
+/**
+ * mc_client_register_region() - hand memconvd a region and its fds
+ * Return: 0; -EINVAL bad geometry; -EEXIST overlaps a region or reuses a
+ * slot; -EBADF an fd that is not usable (not a guest_memfd, ...).
+ */
+int mc_client_register_region(mc_client *c, const struct mc_region_info *r);
+
+/** mc_client_unregister_region() - forget a region; the daemon closes its fds. */
+int mc_client_unregister_region(mc_client *c, uint32_t slot);
+
+/**
+ * mc_handle_exit() - handle a vCPU exit if it is a conversion
+ * @c: the client
+ * @vcpu: the vCPU's index
+ * @run: its struct kvm_run, after KVM_RUN returned (0, or -1 with errno
+ *       EFAULT and exit_reason KVM_EXIT_MEMORY_FAULT)
+ * @ret_result: optional detail (may be NULL)
+ *
+ * Handles KVM_EXIT_MEMORY_FAULT and KVM_EXIT_HYPERCALL with nr
+ * KVM_HC_MAP_GPA_RANGE; for the latter it always writes run->hypercall.ret
+ * (0 on success, -KVM_EINVAL / -KVM_EFAULT... as the guest must see a
+ * refusal), even when it returns an error.
+ *
+ * Return: an enum mc_exit_action (>= 0), or a negative errno when memconvd
+ * could not be asked or the attribute callback failed.
+ */
+int mc_handle_exit(mc_client *c, unsigned vcpu, struct kvm_run *run,
+                   struct mc_exit_result *ret_result);
+
+/**
+ * mc_client_convert() - an explicit conversion request from the guest
+ * (for exits the VMM decodes itself, e.g. an SNP page-state change)
+ * Return: as mc_handle_exit().
+ */
+int mc_client_convert(mc_client *c, unsigned vcpu, uint64_t gpa, uint64_t size,
+                      bool to_private, enum mc_convert_source source,
+                      enum mc_page_size page_size, struct mc_exit_result *ret_result);
+
+/**
+ * mc_client_fault() - an implicit conversion: a memory fault as KVM reported
+ * it (@flags verbatim, KVM_MEMORY_EXIT_FLAG_PRIVATE = 1 << 3)
+ * @syndrome: optional raw architecture fault state, @syndrome_len <= 64
+ * Return: as mc_handle_exit().
+ */
+int mc_client_fault(mc_client *c, unsigned vcpu, uint64_t gpa, uint64_t size, uint64_t flags,
+                    const void *syndrome, size_t syndrome_len, struct mc_exit_result *ret_result);
+
+/** mc_client_fd() - the connection's socket (for poll), owned by the client */
+int mc_client_fd(const mc_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
