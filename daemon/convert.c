@@ -136,9 +136,9 @@ static void conversion_unlink(struct conversion *c)
 static void log_refusal(struct vm *vm, const struct conv_request *req, const struct mc_msg_error *e)
 {
         uint64_t now = daemon_now();
-        char f_vm[300], f_gpa[40], f_size[40], f_vcpu[32], f_code[64];
+        char f_vm[300], f_uuid[64], f_id[40], f_gpa[40], f_size[40], f_vcpu[32], f_code[64], f_kind[32];
         const char *fields[] = { "MESSAGE_ID=" MEMCONV_MESSAGE_REFUSED, "MEMCONV_EVENT=refused",
-                                 f_vm, f_gpa, f_size, f_vcpu, f_code, NULL };
+                                 f_vm, f_uuid, f_id, f_gpa, f_size, f_vcpu, f_kind, f_code, NULL };
 
         vm->stats.refused++;
         vm->stats.summary_refused++;
@@ -150,9 +150,12 @@ static void log_refusal(struct vm *vm, const struct conv_request *req, const str
         if (vm->stats.refusal_logged++ >= REFUSAL_LOGS_PER_SEC || log_get_max_level() < LOG_INFO)
                 return;
         snprintf(f_vm, sizeof(f_vm), "MEMCONV_VM=%s", vm->name);
+        snprintf(f_uuid, sizeof(f_uuid), "MEMCONV_VM_UUID=%s", vm->uuid_str);
+        snprintf(f_id, sizeof(f_id), "MEMCONV_VM_ID=%" PRIu64, vm->id);
         snprintf(f_gpa, sizeof(f_gpa), "MEMCONV_GPA=0x%" PRIx64, req->gpa);
         snprintf(f_size, sizeof(f_size), "MEMCONV_SIZE=0x%" PRIx64, req->size);
         snprintf(f_vcpu, sizeof(f_vcpu), "MEMCONV_VCPU=%" PRIu32, req->vcpu);
+        snprintf(f_kind, sizeof(f_kind), "MEMCONV_KIND=%s", req->implicit ? "implicit" : "explicit");
         snprintf(f_code, sizeof(f_code), "MEMCONV_CODE=%s", mc_code_name(e->code));
         log_fields(LOG_INFO, 0, fields, "VM %s: refused %s conversion to %s: %s", vm->name,
                    req->implicit ? "implicit" : "explicit", attr_name(req->to_private), e->text);
@@ -495,8 +498,15 @@ void convert_vm_detached(struct vm *vm)
                 conversion_unlink(c);
                 conversion_free(c);
         }
+        /* Their vCPUs are still waiting (the VMM detached, it did not leave): answer them. */
         while ((w = TAILQ_FIRST(&vm->waiting))) {
+                struct mc_msg_error e;
+
                 TAILQ_REMOVE(&vm->waiting, w, link);
+                mc_error_set(&e, MEMCONV__CODE__CODE_NOT_ATTACHED, -ENOTCONN,
+                             "VM %s was detached while this request waited", vm->name);
+                (void) session_send_decision(w->session, w->req.id, &e, MEMCONV__ACTION__ACTION_FAIL,
+                                             w->req.to_private, NULL, 0);
                 free(w);
         }
         vm->n_waiting = 0;

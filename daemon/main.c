@@ -79,7 +79,8 @@ static void help(void)
                "  -h --help                  Show this help\n"
                "     --version               Show the version\n"
                "  -s --socket=PATH           VMM socket (default %s)\n"
-               "     --vmm-group=GROUP       Group whose members may attach VMMs (default: root only)\n"
+               "     --vmm-group=GROUP       Group whose members may also attach VMMs\n"
+               "                             (default: only root and memconvd's own user)\n"
                "     --discard-threads=N     Discard worker threads (default 1)\n"
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
@@ -189,7 +190,8 @@ static void mkdir_parents(const char *path)
         for (char *p = buf + 1; *p; p++)
                 if (*p == '/') {
                         *p = 0;
-                        (void) mkdir(buf, 0755);
+                        if (mkdir(buf, 0755) == 0)
+                                (void) chmod(buf, 0755); /* not narrowed by our umask */
                         *p = '/';
                 }
 }

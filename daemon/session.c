@@ -296,28 +296,27 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                 return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
                                                                 "attach: this connection already has VM %s attached",
                                                                 s->vm->name);
-        vm = vm_find_uuid(s->daemon, a->uuid.data);
-        if (vm && vm->state == VM_ATTACHED)
+        vm = vm_find_uuid(s->daemon, a->uuid.data, true);
+        if (vm)
                 return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
-                                                                "attach: VM %s is attached by another connection (pid %d)",
-                                                                vm->uuid_str, (int) vm->pid);
+                                      "attach: VM %s is attached by another connection (pid %d)",
+                                      vm->uuid_str, (int) vm->pid);
+        vm = a->token.len > 0 ? vm_find_uuid(s->daemon, a->uuid.data, false) : NULL;
+        if (a->token.len > 0 && (!vm || memcmp(a->token.data, vm->token, sizeof(vm->token)) != 0 ||
+                                 vm->uid != s->cred.uid))
+                return session_refuse(s, m, MEMCONV__CODE__CODE_PERMISSION_DENIED, -EPERM,
+                                      "attach: the token does not resume any detached instance of this VM "
+                                      "owned by uid %u", (unsigned) s->cred.uid);
         if (vm) {
-                if (a->token.len != sizeof(vm->token) || memcmp(a->token.data, vm->token, sizeof(vm->token)) != 0 ||
-                    vm->uid != s->cred.uid)
-                        return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
-                                                                        "attach: VM %s is known to memconvd (detached); "
-                                                                        "resume it with its token or forget it first",
-                                                                        vm->uuid_str);
                 vm->state = VM_ATTACHED;
                 vm->session = s;
                 vm->pid = s->cred.pid;
                 vm->attached_usec = daemon_now();
-                log_info("VM %s (%s) re-attached by pid %d", vm->name, vm->uuid_str, (int) s->cred.pid);
+                log_info("VM %s (%s) resumed by pid %d", vm->name, vm->uuid_str, (int) s->cred.pid);
         } else {
                 r = vm_new(s->daemon, s, a->uuid.data, a->name, a->cc_type, a->arch, s->cred.uid, s->cred.pid, &vm);
                 if (r < 0)
-                        return session_refuse(s, m, mc_code_from_errno(r), r,
-                                                                        "attach: cannot create VM");
+                        return session_refuse(s, m, mc_code_from_errno(r), r, "attach: cannot create VM");
                 log_info("VM %s (%s) attached by pid %d uid %u: id %" PRIu64 ", cc type %s", vm->name,
                          vm->uuid_str, (int) s->cred.pid, (unsigned) s->cred.uid, vm->id,
                          protobuf_c_enum_descriptor_get_value(&memconv__cc_type__descriptor, a->cc_type)->name);

@@ -153,12 +153,13 @@ void vm_free(struct vm *vm)
         free(vm);
 }
 
-struct vm *vm_find_uuid(struct daemon *d, const uint8_t uuid[16])
+struct vm *vm_find_uuid(struct daemon *d, const uint8_t uuid[16], bool attached)
 {
         struct vm *vm;
 
+        /* Newest first: vm_new() inserts at the head. */
         LIST_FOREACH(vm, &d->vms, link)
-                if (memcmp(vm->uuid, uuid, 16) == 0)
+                if (memcmp(vm->uuid, uuid, 16) == 0 && (vm->state == VM_ATTACHED) == attached)
                         return vm;
         return NULL;
 }

@@ -118,8 +118,14 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
 /** vm_free() - remove from the registry and free; accepts NULL */
 void vm_free(struct vm *vm);
 
-/** vm_find_uuid() - the VM with @uuid, or NULL */
-struct vm *vm_find_uuid(struct daemon *d, const uint8_t uuid[16]);
+/**
+ * vm_find_uuid() - the newest VM instance with @uuid in the given state
+ * @attached: true: the attached instance (there is at most one); false: the
+ *            newest detached one (a VM restarted by its VMM leaves one
+ *            detached instance per earlier run, kept for inspection)
+ * Return: the VM, or NULL
+ */
+struct vm *vm_find_uuid(struct daemon *d, const uint8_t uuid[16], bool attached);
 
 /**
  * vm_detach() - the VMM let go (Detach or disconnect): close every fd,

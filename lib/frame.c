@@ -13,6 +13,8 @@
 #include "frame.h"
 #include "macro.h"
 
+#define SCM_PIDFD_ 0x04 /* <linux/socket.h> of 6.5+; Debian 12 lacks it */
+
 void mc_frame_close_fds(int *fds, size_t n)
 {
         for (size_t i = 0; i < n; i++)
@@ -80,6 +82,14 @@ static int frame_take_fds(struct msghdr *mh, int fds[MC_FRAME_MAX_FDS], size_t *
                 int *p;
 
                 if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+                        /* SCM_PIDFD (a socket option we never set) is the other one carrying an fd. */
+                        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_PIDFD_ &&
+                            cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                                int fd;
+
+                                memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+                                safe_close(fd);
+                        }
                         r = -ETOOMANYREFS;
                         continue;
                 }

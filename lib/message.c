@@ -141,6 +141,9 @@ static int check_attach(const Memconv__Message *m, struct mc_msg_error *e)
         if (a->uuid.len != 16)
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
                                     "attach: uuid must be 16 bytes, got %zu", a->uuid.len);
+        if (a->token.len != 0 && a->token.len != 16)
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "attach: token must be empty or 16 bytes, got %zu", a->token.len);
         if (!name_valid(a->name, MC_NAME_MAX))
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
                                     "attach: name must be 1-%d printable characters without '/', quotes or spaces",
@@ -197,13 +200,13 @@ static int check_convert(const Memconv__Message *m, struct mc_msg_error *e)
 
         if (!enum_known(&memconv__attribute__descriptor, c->to))
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
-                                    "convert: unknown target attribute %d", c->to);
+                                    "convert: unknown target attribute to=%d", c->to);
         if (!enum_known(&memconv__convert_source__descriptor, c->source))
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
                                     "convert: unknown source %d", c->source);
         if (!enum_known(&memconv__page_size__descriptor, c->page_size))
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
-                                    "convert: unknown page size hint %d", c->page_size);
+                                    "convert: unknown page_size hint %d", c->page_size);
         return 0;
 }
 
@@ -214,7 +217,7 @@ static int check_applied(const Memconv__Message *m, struct mc_msg_error *e)
         if (a->decision_id == 0)
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
                                     "applied: decision_id must be set");
-        if (a->errno_value > 0 || (a->ok && a->errno_value != 0))
+        if (a->errno_value > 0 || (a->ok && a->errno_value != 0) || (!a->ok && a->errno_value == 0))
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
                                     "applied: errno_value %d must be 0 when ok and negative otherwise",
                                     a->errno_value);
@@ -228,6 +231,9 @@ static int check_decision(const Memconv__Message *m, struct mc_msg_error *e)
         if (!enum_known(&memconv__action__descriptor, d->action))
                 return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
                                     "decision: unknown action %d", d->action);
+        if (!enum_known(&memconv__attribute__descriptor, d->to))
+                return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                    "decision: unknown attribute to=%d", d->to);
         if (d->n_ranges > MC_DECISION_RANGES_MAX)
                 return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
                                     "decision: %zu ranges exceed %d", d->n_ranges,

@@ -188,10 +188,15 @@ static Memconv__Message *hello(struct vmm *v, uint32_t version)
         return call(v, &m, NULL, 0);
 }
 
-static Memconv__Message *attach(struct vmm *v, const char *name, size_t uuid_len)
+static Memconv__Message *attach_token(struct vmm *v, const char *name, size_t uuid_len, const uint8_t *token)
 {
         Memconv__Message m = MEMCONV__MESSAGE__INIT;
         Memconv__Attach a = MEMCONV__ATTACH__INIT;
+
+        if (token) {
+                a.token.data = (uint8_t *) token;
+                a.token.len = 16;
+        }
 
         a.uuid.data = v->uuid;
         a.uuid.len = uuid_len;
@@ -201,6 +206,11 @@ static Memconv__Message *attach(struct vmm *v, const char *name, size_t uuid_len
         m.body_case = MEMCONV__MESSAGE__BODY_ATTACH;
         m.attach = &a;
         return call(v, &m, NULL, 0);
+}
+
+static Memconv__Message *attach(struct vmm *v, const char *name, size_t uuid_len)
+{
+        return attach_token(v, name, uuid_len, NULL);
 }
 
 static Memconv__Message *register_region(struct vmm *v, uint32_t slot, uint64_t gpa, uint64_t size, int gmem,
@@ -702,6 +712,62 @@ static void test_disconnect_closes_fds(void)
         vmm_close(&v);
 }
 
+
+static void test_reattach(void)
+{
+        struct vmm v, w;
+        Memconv__Message *r, m = MEMCONV__MESSAGE__INIT;
+        Memconv__Detach d = MEMCONV__DETACH__INIT;
+        uint8_t token[16], bad[16];
+        uint64_t id1, dec;
+
+        vmm_open(&v, 0x81);
+        r = attach(&v, "phoenix", 16);
+        CU_ASSERT_EQUAL_FATAL(status_code(r->attach_reply->status), MEMCONV__CODE__CODE_OK);
+        memcpy(token, r->attach_reply->token.data, 16);
+        id1 = r->attach_reply->vm_id;
+        memconv__message__free_unpacked(r, NULL);
+        expect_reply(register_region(&v, 0, REGION_GPA, REGION_SIZE, v.gmem, v.shared), MEMCONV__CODE__CODE_OK, NULL);
+
+        /* A request waiting on a busy range is answered when the VMM detaches. */
+        r = convert(&v, REGION_GPA, PAGE, true);
+        CU_ASSERT_FATAL(r && r->decision->action == MEMCONV__ACTION__ACTION_APPLY);
+        dec = r->decision->decision_id;
+        memconv__message__free_unpacked(r, NULL);
+        CU_ASSERT(convert(&v, REGION_GPA, PAGE, false) == NULL); /* waits */
+        m.body_case = MEMCONV__MESSAGE__BODY_DETACH;
+        m.detach = &d;
+        m.id = 4242;
+        CU_ASSERT_FATAL(mc_frame_send(v.sock, &m, NULL, 0) == 0);
+        r = recv_msg(v.sock);
+        expect_decision(r, MEMCONV__ACTION__ACTION_FAIL, MEMCONV__CODE__CODE_NOT_ATTACHED, "detached while");
+        expect_reply(recv_msg(v.sock), MEMCONV__CODE__CODE_OK, NULL);
+        CU_ASSERT(log_contains("decision", "abandoned"));
+        (void) dec;
+
+        /* A wrong token resumes nothing; the right one resumes the same VM. */
+        memset(bad, 0xee, sizeof(bad));
+        r = attach_token(&v, "phoenix", 16, bad);
+        CU_ASSERT_EQUAL(status_code(r->attach_reply->status), MEMCONV__CODE__CODE_PERMISSION_DENIED);
+        memconv__message__free_unpacked(r, NULL);
+        r = attach_token(&v, "phoenix", 16, token);
+        CU_ASSERT_EQUAL_FATAL(status_code(r->attach_reply->status), MEMCONV__CODE__CODE_OK);
+        CU_ASSERT_EQUAL(r->attach_reply->vm_id, id1);
+        memconv__message__free_unpacked(r, NULL);
+        safe_close(v.sock);
+
+        /* Without a token, the same uuid starts a new instance (the old one is kept). */
+        usleep(20000);
+        vmm_open(&w, 0x81);
+        r = attach(&w, "phoenix", 16);
+        CU_ASSERT_EQUAL_FATAL(status_code(r->attach_reply->status), MEMCONV__CODE__CODE_OK);
+        CU_ASSERT_NOT_EQUAL(r->attach_reply->vm_id, id1);
+        memconv__message__free_unpacked(r, NULL);
+        v.sock = -1;
+        vmm_close(&v);
+        vmm_close(&w);
+}
+
 int main(void)
 {
         CU_pSuite s;
@@ -736,6 +802,7 @@ int main(void)
         CU_add_test(s, "commit, discard, rollback, ordering", test_convert_commit_and_rollback);
         CU_add_test(s, "two VMs cannot touch each other", test_two_vms);
         CU_add_test(s, "disconnect closes the VM's fds", test_disconnect_closes_fds);
+        CU_add_test(s, "detach answers waiters; re-attach by token or as a new instance", test_reattach);
         CU_basic_set_mode(CU_BRM_VERBOSE);
         CU_basic_run_tests();
         failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vmm.h - the reference VMM (memconv-vmm): shared definitions.
+ *
+ * Concept. memconv-vmm is a small real VMM: one KVM VM of the default type,
+ * real vCPUs (one pthread each) running real 32-bit guest code (guest.S).
+ * The convertible guest RAM [0, ram_size) is backed twice, like a
+ * confidential VM's memory:
+ *
+ *   GPA 0 .. ram_size                  slot 0, guest_memfd  "private view"
+ *   GPA SHARED_ALIAS .. +ram_size      slot 1, memfd        "shared view"
+ *   GPA CODE_GPA .. +code size         slot 2, anonymous    code + stacks
+ *
+ * The shared alias models the TDX "shared GPA bit" / SEV C-bit: one guest
+ * frame N is reached privately at N and shared at SHARED_ALIAS + N. The
+ * attribute of frame N (private or shared) lives in the attribute backend
+ * (attr.c); conversions go through libmemconv + memconvd (mode "daemon") or
+ * are done in the VMM the way QEMU does them (mode "inline", conv.c).
+ *
+ * The guest is a command interpreter: it reads a command from an I/O port
+ * (its arguments from a mailbox page), performs it with real memory
+ * accesses and reports two result words. Before each memory access it
+ * announces the address and length (PORT_ACCESS); since this kernel cannot
+ * fault on a private/shared mismatch, the VMM raises the
+ * KVM_EXIT_MEMORY_FAULT KVM would raise. The explicit conversion hypercall
+ * (KVM_HC_MAP_GPA_RANGE) is stood in for by an `in` from PORT_HC with the
+ * hypercall registers loaded.
+ *
+ * Measured on this machine (kernel 6.18, PVM): a KVM_EXIT_IO round trip
+ * costs about 35 us and the guest's instructions are emulated by KVM's
+ * instruction emulator (about 0.17 us per word written), which is why
+ * arguments travel through a mailbox and large ranges are sampled
+ * (scenario.c, sample_step()).
+ *
+ * Limitation: with the "kvm" attribute backend (a VM type with private
+ * memory) the announcements still run against the mirror, because the
+ * shared alias is a different GPA to KVM; only the default VM type is
+ * created today, so that backend is not exercised on this machine.
+ *
+ * This header is included by guest.S: the C part is hidden from the
+ * assembler.
+ */
+#ifndef VMM_H
+#define VMM_H
+
+/* Guest physical layout. */
+#define SHARED_ALIAS 0x80000000
+#define CODE_GPA 0xC0000000
+#define CODE_SIZE 0x10000 /* code; the vCPU stacks follow */
+#define STACK_SIZE 0x1000 /* per vCPU */
+#define VMM_PAGE_SIZE 4096
+#define VMM_MAX_RAM_MB 1024 /* RAM must stay below SHARED_ALIAS */
+
+/*
+ * I/O ports between guest and VMM (all 32-bit `in`, each one KVM_EXIT_IO).
+ * An exit costs about 35 us on this machine, so a command's arguments and
+ * results travel through a per-vCPU mailbox instead of one port access per
+ * word: the bottom of the vCPU's stack page (the guest never pushes), at
+ * MB_*(%esp) for the guest and vcpu_mailbox() for the VMM. `in PORT_CMD`
+ * both says "results are in the mailbox, give me the next command" and
+ * returns that command.
+ */
+#define PORT_CMD 0x10    /* in: next command (CMD_*); args in the mailbox */
+#define PORT_ACCESS 0x13 /* in: ebx = address, ecx = length about to be accessed; 0 = go */
+#define PORT_HC 0x14     /* in: eax = nr, ebx/ecx/edx = args; eax <- hypercall.ret */
+
+#define MB_NARGS 6
+#define MB_ARG(i) (-STACK_SIZE + 4 * (i))  /* relative to the guest's esp */
+#define MB_RES(i) (-STACK_SIZE + 32 + 4 * (i))
+#define MB_RES_WORD 8 /* MB_RES(0) as a word index from MB_ARG(0) */
+
+/* Guest commands: arguments, results. */
+#define CMD_FILL 1    /* gpa, len, pattern32, view -> 0|err, 0 */
+#define CMD_CHECK 2   /* gpa, len, pattern32, view -> off of mismatch|~0, found */
+#define CMD_CONVERT 3 /* gpa, npages, attrs -> ret, 0 */
+#define CMD_TOUCH 4   /* gpa, len, view -> 0|err, xor of words read */
+#define CMD_DONE 5    /* -> the guest halts */
+
+#define VIEW_PRIVATE 0
+#define VIEW_SHARED 1
+
+#define CHECK_OK 0xFFFFFFFF
+
+#define ELEMENTS(a) (sizeof(a) / sizeof((a)[0]))
+
+#ifndef __ASSEMBLER__
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvm_run;
+struct attr;
+struct mc_client;
+
+enum vmm_mode {
+        VMM_MODE_DAEMON,
+        VMM_MODE_INLINE,
+};
+
+/* Conversion counters, updated by every vCPU thread (conv.c). */
+struct vmm_stats {
+        atomic_ulong faults_private; /* memory-fault events with FLAG_PRIVATE */
+        atomic_ulong faults_shared;  /* memory-fault events with flags 0 */
+        atomic_ulong hypercalls;     /* MAP_GPA_RANGE stand-ins */
+        atomic_ulong refused;        /* requests refused */
+        atomic_ulong conv4k_n;       /* timed 4 KiB conversions */
+        atomic_ulong conv4k_ns;      /* their total duration */
+};
+
+struct vmm;
+
+/* One vCPU: its fd, its mapped kvm_run, and the command it is executing. */
+struct vcpu {
+        struct vmm *vmm;     /* borrowed */
+        unsigned idx;
+        int fd;              /* owned, O_CLOEXEC */
+        struct kvm_run *run; /* owned mapping of run_size bytes */
+        bool at_prompt;      /* the guest waits in `in PORT_CMD` */
+        bool halted;
+        volatile uint32_t *mailbox; /* in vmm->code_map: args at 0, results at 8 */
+        /* per-vCPU counters for scenarios */
+        unsigned long faults_private, faults_shared;
+        /* scenario scratch */
+        uint64_t slice_base, slice_size;
+        char fail[256]; /* "" while passing */
+};
+
+struct vmm_options {
+        enum vmm_mode mode;
+        const char *socket_path;
+        const char *uuid;
+        const char *name;
+        unsigned vcpus;
+        unsigned mem_mb;
+        unsigned long iterations;
+        unsigned long seed;
+        bool verbose;
+        const char *state_out;
+};
+
+struct vmm {
+        struct vmm_options opt;
+        int kvm_fd;        /* owned */
+        int vm_fd;         /* owned */
+        int gmem_fd;       /* owned: guest_memfd, the private backing */
+        int shared_fd;     /* owned: memfd, the shared backing */
+        uint64_t ram_size;
+        uint64_t gmem_flags;
+        uint8_t *gmem_map;   /* owned mapping of the guest_memfd, or NULL */
+        uint8_t *shared_map; /* owned mapping of the memfd */
+        uint8_t *code_map;   /* owned anonymous mapping */
+        size_t code_size;
+        size_t run_size;
+        struct attr *attr;         /* owned */
+        struct mc_client *client;  /* owned, daemon mode */
+        struct vcpu *vcpus;        /* owned array of opt.vcpus */
+        struct vmm_stats stats;
+        pthread_mutex_t log_lock;
+};
+
+/* vmm.c */
+void vmm_log(struct vmm *vmm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define vmm_verbose(vmm, ...)                    \
+        do {                                     \
+                if ((vmm)->opt.verbose)          \
+                        vmm_log((vmm), __VA_ARGS__); \
+        } while (0)
+
+/* vcpu.c */
+int vcpu_init(struct vmm *vmm, struct vcpu *v, unsigned idx);
+void vcpu_destroy(struct vcpu *v);
+int vcpu_command(struct vcpu *v, uint32_t cmd, const uint32_t *args, unsigned nargs,
+                 uint32_t ret_res[2]);
+
+/* conv.c */
+int conv_setup(struct vmm *vmm);
+void conv_teardown(struct vmm *vmm);
+int conv_handle_exit(struct vcpu *v, struct kvm_run *run);
+int conv_punch(int fd, uint64_t off, uint64_t len);
+
+/* scenario.c */
+typedef int (*scenario_fn)(struct vcpu *v);
+struct scenario {
+        const char *name;
+        scenario_fn fn;
+        bool in_all;
+        const char *summary;
+};
+extern const struct scenario scenarios[];
+const struct scenario *scenario_find(const char *name);
+
+/* guest.S */
+extern const unsigned char vmm_guest_start[], vmm_guest_end[];
+
+#endif /* __ASSEMBLER__ */
+#endif
