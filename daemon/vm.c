@@ -297,7 +297,8 @@ int vm_region_add(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int
         cand = malloc(sizeof(*cand) * (vm->n_regions + 1));
         if (!cand)
                 return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
-        memcpy(cand, vm->plan_regions, sizeof(*cand) * vm->n_regions);
+        if (vm->n_regions > 0)
+                memcpy(cand, vm->plan_regions, sizeof(*cand) * vm->n_regions);
         cand[vm->n_regions] = (struct mc_plan_region) { gpa, size };
         q = mc_plan_regions_check(cand, vm->n_regions + 1);
         if (q == -EEXIST)
