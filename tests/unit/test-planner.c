@@ -18,6 +18,8 @@
 
 #include <CUnit/Basic.h>
 
+#include "test-util.h"
+
 #include "planner.h"
 
 #define K4 4096ULL
@@ -608,10 +610,7 @@ static void test_regions_check(void)
 
 int main(void)
 {
-        static const struct {
-                const char *name;
-                CU_TestFunc fn;
-        } tests[] = {
+        static const struct mc_test tests[] = {
                 { "private_mem_conversions_test ranges", test_selftest_ranges },
                 { "spurious", test_spurious },
                 { "partly already in state", test_partial },
@@ -623,27 +622,6 @@ int main(void)
                 { "busy overlap waits", test_busy },
                 { "regions_check", test_regions_check },
         };
-        CU_pSuite suite;
-        unsigned failures;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return CU_get_error();
-        suite = CU_add_suite("planner", NULL, NULL);
-        if (!suite)
-                goto fail;
-        for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        goto fail;
-
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        if (CU_basic_run_tests() != CUE_SUCCESS)
-                goto fail;
-        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
-fail:
-        fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-        CU_cleanup_registry();
-        return EXIT_FAILURE;
+        return mc_test_run("planner", NULL, NULL, tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -18,6 +18,8 @@
 
 #include <CUnit/Basic.h>
 
+#include "test-util.h"
+
 #include "rangemap.h"
 
 #define PAGE 4096ULL
@@ -596,10 +598,7 @@ static void test_large(void)
 
 int main(void)
 {
-        static const struct {
-                const char *name;
-                CU_TestFunc fn;
-        } tests[] = {
+        static const struct mc_test tests[] = {
                 { "empty map", test_empty },
                 { "single range", test_single },
                 { "split at both ends", test_split },
@@ -614,27 +613,6 @@ int main(void)
                 { "random set() vs per-page model", test_random_model },
                 { "1e5 fragmented ranges", test_large },
         };
-        CU_pSuite suite;
-        unsigned failures;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return CU_get_error();
-        suite = CU_add_suite("rangemap", NULL, NULL);
-        if (!suite)
-                goto fail;
-        for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        goto fail;
-
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        if (CU_basic_run_tests() != CUE_SUCCESS)
-                goto fail;
-        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
-fail:
-        fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
-        CU_cleanup_registry();
-        return EXIT_FAILURE;
+        return mc_test_run("rangemap", NULL, NULL, tests, sizeof(tests) / sizeof(tests[0]));
 }
