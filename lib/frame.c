@@ -23,6 +23,11 @@ void mc_frame_close_fds(int *fds, size_t n)
 
 int mc_frame_send(int sock, const Memconv__Message *msg, const int *fds, size_t n_fds)
 {
+        return mc_frame_send_pb(sock, &msg->base, fds, n_fds);
+}
+
+int mc_frame_send_pb(int sock, const ProtobufCMessage *msg, const int *fds, size_t n_fds)
+{
         uint8_t buf[MC_FRAME_MAX];
         union {
                 struct cmsghdr align;
@@ -34,10 +39,10 @@ int mc_frame_send(int sock, const Memconv__Message *msg, const int *fds, size_t 
 
         if (n_fds > MC_FRAME_MAX_FDS)
                 return -EINVAL;
-        len = memconv__message__get_packed_size(msg);
+        len = protobuf_c_message_get_packed_size(msg);
         if (len > sizeof(buf))
                 return -EMSGSIZE;
-        len = memconv__message__pack(msg, buf);
+        len = protobuf_c_message_pack(msg, buf);
         iov = (struct iovec) { .iov_base = buf, .iov_len = len };
 
         if (n_fds > 0) {
@@ -120,6 +125,13 @@ static int frame_take_fds(struct msghdr *mh, int fds[MC_FRAME_MAX_FDS], size_t *
 int mc_frame_recv(int sock, int flags, Memconv__Message **ret_msg,
                   int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds)
 {
+        return mc_frame_recv_pb(sock, flags, &memconv__message__descriptor, (ProtobufCMessage **) ret_msg,
+                                ret_fds, ret_n_fds);
+}
+
+int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_msg,
+                     int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds)
+{
         uint8_t buf[MC_FRAME_MAX];
         union {
                 struct cmsghdr align;
@@ -133,7 +145,7 @@ int mc_frame_recv(int sock, int flags, Memconv__Message **ret_msg,
                 .msg_controllen = sizeof(control.buf),
         };
         int fds[MC_FRAME_MAX_FDS] = { -EBADF, -EBADF };
-        Memconv__Message *msg;
+        ProtobufCMessage *msg;
         size_t n_fds = 0;
         ssize_t n;
         int r;
@@ -156,7 +168,7 @@ int mc_frame_recv(int sock, int flags, Memconv__Message **ret_msg,
                 return -ECONNRESET;
         }
 
-        msg = memconv__message__unpack(NULL, (size_t) n, buf);
+        msg = protobuf_c_message_unpack(desc, NULL, (size_t) n, buf);
         if (!msg) {
                 mc_frame_close_fds(fds, n_fds);
                 return -EBADMSG;

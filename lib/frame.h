@@ -51,5 +51,18 @@ int mc_frame_send(int sock, const Memconv__Message *msg, const int *fds, size_t 
 int mc_frame_recv(int sock, int flags, Memconv__Message **ret_msg,
                   int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds);
 
+/**
+ * mc_frame_send_pb() - mc_frame_send() for any protobuf-c message type
+ * (the admin protocol's AdminRequest / AdminReply)
+ */
+int mc_frame_send_pb(int sock, const ProtobufCMessage *msg, const int *fds, size_t n_fds);
+
+/**
+ * mc_frame_recv_pb() - mc_frame_recv() decoding as @desc
+ * @ret_msg: free with protobuf_c_message_free_unpacked(msg, NULL)
+ */
+int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_msg,
+                     int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds);
+
 /** mc_frame_close_fds() - close @n fds of @fds and set them to -EBADF */
 void mc_frame_close_fds(int *fds, size_t n);

@@ -26,6 +26,21 @@
  * (KVM_HC_MAP_GPA_RANGE) is stood in for by an `in` from PORT_HC with the
  * hypercall registers loaded.
  *
+ * Why not a real KVM_EXIT_HYPERCALL: on this kernel (6.18, kvm_pvm) the
+ * capability is there (KVM_CHECK_EXTENSION(KVM_CAP_EXIT_HYPERCALL) = 1 << 12,
+ * KVM_ENABLE_CAP with that mask succeeds), but no guest instruction reaches
+ * KVM's hypercall code. Measured with the cap enabled, eax = 12, CPL 0, in
+ * 32-bit protected mode and in 64-bit long mode (low and high addresses):
+ * `vmmcall` is rewritten in guest memory to `vmcall` (0f 01 c1, KVM's
+ * "fix hypercall" quirk) and `vmcall` then spins inside KVM_RUN (rip stays
+ * on it; only a signal ends the ioctl: -1/EINTR, KVM_EXIT_INTR) - no exit,
+ * not even for an unaligned gpa that KVM would answer in-kernel. With
+ * KVM_X86_QUIRK_FIX_HYPERCALL_INSN disabled both instructions raise #UD
+ * (KVM_EXIT_SHUTDOWN for this IDT-less guest). `syscall` is an ordinary
+ * syscall (goes to LSTAR). So the stand-in stays; a kernel with working
+ * hypercalls (the nested guest of KVM-FACTS.md) gives the real exit, which
+ * vcpu.c already passes to conv_handle_exit() with the real run.
+ *
  * Measured on this machine (kernel 6.18, PVM): a KVM_EXIT_IO round trip
  * costs about 35 us and the guest's instructions are emulated by KVM's
  * instruction emulator (about 0.17 us per word written), which is why
