@@ -30,8 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "convert.h"
 #include "log.h"
+#include "persist.h"
 #include "macro.h"
 #include "session.h"
 
@@ -194,6 +196,33 @@ static void log_change(struct vm *vm, const struct conversion *c, const struct m
 }
 
 /**
+ * history_add() - record what happened to the ranges of @c, tell followers
+ */
+static void history_add(struct vm *vm, const struct conversion *c, Memconv__ChangeResult result)
+{
+        uint64_t now = daemon_realtime();
+
+        for (size_t i = 0; i < c->plan.n_ranges; i++) {
+                struct history_record rec = {
+                        .realtime_usec = now,
+                        .gpa = c->plan.ranges[i].gpa,
+                        .size = c->plan.ranges[i].size,
+                        .request_id = c->req.id,
+                        .decision_id = c->decision_id,
+                        .vcpu = c->req.vcpu,
+                        .decision_latency_usec = (uint32_t) (c->decided_usec - c->req.received_usec),
+                        .to_private = c->req.to_private,
+                        .implicit = c->req.implicit,
+                        .source = (uint8_t) c->req.source,
+                        .result = (uint8_t) result,
+                };
+
+                persist_change(vm, history_append(&vm->history, &rec));
+        }
+        admin_history_appended(vm);
+}
+
+/**
  * convert_decide() - answer @req from its computed @plan
  * @plan: consumed (moved into a conversion or released)
  * Return: 0, or negative errno after answering with an error
@@ -204,6 +233,9 @@ static int convert_decide(struct vm *vm, struct session *s, const struct conv_re
         struct mc_msg_error e = { 0 };
         struct conversion *c;
         int r;
+
+        if (plan->outcome != MC_PLAN_WAIT)
+                histogram_add(&vm->decision_latency, daemon_now() - req->received_usec);
 
         switch (plan->outcome) {
         case MC_PLAN_SPURIOUS:
@@ -364,11 +396,14 @@ int convert_request(struct vm *vm, struct session *s, const struct conv_request 
                 else
                         mc_error_set(&e, mc_code_from_errno(r), r, "cannot plan conversion");
                 log_refusal(vm, req, &e);
+                histogram_add(&vm->decision_latency, daemon_now() - req->received_usec);
                 return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_FAIL,
                                              req->to_private, NULL, 0);
         }
         return convert_decide(vm, s, req, &plan);
 }
+
+static void conversion_commit(struct vm *vm, struct conversion *c);
 
 /**
  * conversion_find() - the decision @id of @vm still awaiting Applied
@@ -422,11 +457,16 @@ static void conversion_commit(struct vm *vm, struct conversion *c)
                 job->conv = c;
                 job->region = region_ref(reg);
                 job->fd = fd;
+                job->gpa = r->gpa;
+                job->queued_usec = daemon_now();
                 job->offset = (to ? reg->shared_offset : reg->gmem_offset) + (r->gpa - reg->gpa);
                 job->length = r->size;
                 c->discards_pending++;
                 discarder_submit(vm->daemon->discarder, job);
         }
+        history_add(vm, c, MEMCONV__CHANGE_RESULT__CHANGE_RESULT_COMMITTED);
+        if (c->decision_id)
+                persist_ack(vm, c->decision_id, 0);  /* Committed once durable */
         vm->stats.conversions[c->req.implicit][to]++;
         vm->stats.summary_changes++;
         if (to)
@@ -437,6 +477,59 @@ static void conversion_commit(struct vm *vm, struct conversion *c)
 
         if (c->discards_pending == 0)
                 conversion_finish(c);
+}
+
+int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint64_t (*ranges)[2], size_t n,
+                      struct mc_msg_error *err)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct conv_request one = *req;
+                struct mc_plan plan = { 0 };
+                struct conversion *c;
+                int r;
+
+                one.gpa = ranges[i][0];
+                one.size = ranges[i][1];
+                r = request_plan(vm, &one, &plan);
+                if (r < 0)
+                        return mc_error_set(err, mc_code_from_errno(r), r,
+                                            "reapplied: [0x%" PRIx64 ", +0x%" PRIx64 ") is not this VM's memory",
+                                            one.gpa, one.size);
+                if (plan.outcome == MC_PLAN_WAIT) {
+                        mc_plan_done(&plan);
+                        return mc_error_set(err, MEMCONV__CODE__CODE_BUSY, -EBUSY,
+                                            "reapplied: [0x%" PRIx64 ", +0x%" PRIx64 ") has a conversion in flight; retry",
+                                            one.gpa, one.size);
+                }
+                if (plan.outcome != MC_PLAN_APPLY) {
+                        mc_plan_done(&plan);  /* the journal already has it */
+                        continue;
+                }
+                /* What the VMM applied and we never recorded: record it now, discard as usual. */
+                c = calloc(1, sizeof(*c));
+                if (c)
+                        c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
+                if (!c || !c->regions || busy_set(vm, &plan, 1) < 0) {
+                        if (c)
+                                free(c->regions);
+                        free(c);
+                        mc_plan_done(&plan);
+                        return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+                }
+                c->vm = vm;
+                c->req = one;
+                c->plan = plan;
+                for (size_t k = 0; k < c->plan.n_ranges; k++)
+                        c->regions[k] = region_ref(vm->regions[c->plan.ranges[k].region]);
+                c->decided_usec = daemon_now();
+                TAILQ_INSERT_TAIL(&vm->conversions, c, link);
+                vm->n_in_flight++;
+                vm->stats.reapplied++;
+                log_notice("VM %s: recorded [0x%" PRIx64 ", +0x%" PRIx64 ") as %s, applied before the daemon restarted",
+                           vm->name, one.gpa, one.size, attr_name(one.to_private));
+                conversion_commit(vm, c);
+        }
+        return 0;
 }
 
 int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, struct mc_msg_error *err)
@@ -453,6 +546,7 @@ int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, str
                                   "VM %s: VMM failed to apply decision %" PRIu64 " (%zu range(s) to %s); "
                                   "rolled back, nothing discarded", vm->name, decision_id,
                                   c->plan.n_ranges, attr_name(c->req.to_private));
+                history_add(vm, c, MEMCONV__CHANGE_RESULT__CHANGE_RESULT_ROLLED_BACK);
                 conversion_finish(c);
                 return 0;
         }
@@ -467,10 +561,14 @@ void convert_discard_done(struct discard_job *job, void *userdata)
 
         if (vm) {
                 vm->stats.discards++;
-                if (job->error == 0)
+                histogram_add(&vm->discard_latency, job->end_usec - job->queued_usec);
+                if (job->error == 0) {
                         vm->stats.discard_bytes += job->length;
-                else if (job->error != -ECANCELED) {
+                        (void) mc_rangemap_set(vm->discard_failed, job->gpa, job->gpa + job->length, 0);
+                } else if (job->error != -ECANCELED) {
                         vm->stats.discard_errors++;
+                        if (mc_rangemap_set(vm->discard_failed, job->gpa, job->gpa + job->length, 1) < 0)
+                                log_error("VM %s: out of memory recording a failed discard", vm->name);
                         log_warning_errno(job->error, "VM %s: discarding %s backing at offset 0x%" PRIx64
                                           " (+0x%" PRIx64 ") failed", vm->name,
                                           c->req.to_private ? "shared" : "guest_memfd",

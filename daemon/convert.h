@@ -45,6 +45,15 @@ int convert_request(struct vm *vm, struct session *s, const struct conv_request 
  */
 int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, struct mc_msg_error *err);
 
+/**
+ * convert_reapplied() - record conversions a VMM applied before a daemon
+ * restart that the journal does not have (ranges: {gpa, size} pairs)
+ * Return: 0, or negative errno with @err filled (nothing after the failing
+ * range was recorded)
+ */
+int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint64_t (*ranges)[2], size_t n,
+                      struct mc_msg_error *err);
+
 /** convert_discard_done() - discarder completion callback (userdata: daemon) */
 void convert_discard_done(struct discard_job *job, void *userdata);
 

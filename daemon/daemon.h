@@ -22,6 +22,7 @@
 #include <systemd/sd-event.h>
 
 struct discarder;
+struct persist;
 struct session;
 struct vm;
 
@@ -30,9 +31,14 @@ LIST_HEAD(vm_list, vm);
 
 struct daemon_config {
         char *vmm_socket_path;   /* owned */
+        char *admin_socket_path; /* owned */
         gid_t vmm_group;         /* members may attach VMMs; (gid_t) -1: root and our uid only */
+        gid_t admin_group;       /* members may administer; (gid_t) -1: root and our uid only */
         unsigned discard_threads;
         uint64_t summary_interval_usec;
+        char *state_dir;         /* owned */
+        bool journal;            /* keep a conversion journal in state_dir */
+        uint64_t journal_compact;
 };
 
 struct daemon {
@@ -42,11 +48,16 @@ struct daemon {
         int vmm_fd;                    /* listening socket, owned */
         sd_event_source *vmm_source;
         bool unlink_vmm_socket;        /* we created it, so we remove it */
+        int admin_fd;                  /* listening admin socket, owned */
+        sd_event_source *admin_source;
+        bool unlink_admin_socket;
+        LIST_HEAD(, admin_conn) admin_conns;
 
         struct session_list sessions;
         struct vm_list vms;
         unsigned n_vms;
         struct discarder *discarder;
+        struct persist *persist;
         sd_event_source *summary_timer;
 
         uint64_t next_vm_id;
@@ -59,6 +70,9 @@ struct daemon {
 
 /** daemon_now() - CLOCK_MONOTONIC in microseconds */
 uint64_t daemon_now(void);
+
+/** daemon_realtime() - CLOCK_REALTIME in microseconds */
+uint64_t daemon_realtime(void);
 
 /** daemon_arm_summary() - make sure the rate-limited summary timer runs */
 void daemon_arm_summary(struct daemon *d);

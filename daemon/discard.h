@@ -24,6 +24,8 @@ struct discard_job {
         struct conversion *conv;  /* not owned; the completion callback's business */
         struct region *region;    /* a reference, dropped by the callback */
         int fd;                   /* borrowed from @region */
+        uint64_t gpa;             /* guest address the range starts at */
+        uint64_t queued_usec;
         uint64_t offset;
         uint64_t length;
         int error;                /* result: 0 or negative errno */

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,21 +27,34 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "admin.h"
 #include "convert.h"
 #include "daemon.h"
 #include "discard.h"
 #include "log.h"
+#include "persist.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
 
 #define DEFAULT_VMM_SOCKET RUNDIR "/memconvd/vmm.sock"
+#define DEFAULT_ADMIN_SOCKET RUNDIR "/memconvd/admin.sock"
+#define DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/memconvd"
+#define DEFAULT_JOURNAL_COMPACT 100000
 
 uint64_t daemon_now(void)
 {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+uint64_t daemon_realtime(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
 }
 
@@ -70,6 +84,29 @@ void daemon_arm_summary(struct daemon *d)
 }
 
 /**
+ * default_admin_socket() - "admin.sock" in the directory of the VMM socket
+ * @vmm: the VMM socket path
+ *
+ * So a daemon started on a private directory keeps both sockets there.
+ * Return: a new string, or NULL on ENOMEM
+ */
+static char *default_admin_socket(const char *vmm)
+{
+        const char *slash = strrchr(vmm, '/');
+        size_t dir = slash ? (size_t) (slash - vmm) : 0;
+        char *p = malloc(dir + sizeof("/admin.sock") + 1);
+
+        if (!p)
+                return NULL;
+        if (slash)
+                memcpy(p, vmm, dir);
+        else
+                p[dir++] = '.';
+        strcpy(p + dir, "/admin.sock");
+        return p;
+}
+
+/**
  * help() - print usage to stdout
  */
 static void help(void)
@@ -79,13 +116,19 @@ static void help(void)
                "  -h --help                  Show this help\n"
                "     --version               Show the version\n"
                "  -s --socket=PATH           VMM socket (default %s)\n"
+               "     --admin-socket=PATH     Admin socket for memconvctl\n"
+               "                             (default admin.sock beside the VMM socket: %s)\n"
                "     --vmm-group=GROUP       Group whose members may also attach VMMs\n"
                "                             (default: only root and memconvd's own user)\n"
+               "     --admin-group=GROUP     Group whose members may also administer memconvd\n"
                "     --discard-threads=N     Discard worker threads (default 1)\n"
+               "     --state-dir=DIR         Where VM journals are kept (default %s)\n"
+               "     --journal=BOOL          Keep a durable conversion journal (default yes)\n"
+               "     --journal-compact=N     Snapshot a VM's journal after N records (default %d)\n"
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
                "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n",
-               DEFAULT_VMM_SOCKET);
+               DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT);
 }
 
 /**
@@ -94,13 +137,19 @@ static void help(void)
  */
 static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *log_level, int *log_target)
 {
-        enum { ARG_VERSION = 0x100, ARG_VMM_GROUP, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
+        enum { ARG_VERSION = 0x100, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
+               ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
                ARG_SUMMARY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "socket", required_argument, NULL, 's' },
                 { "vmm-group", required_argument, NULL, ARG_VMM_GROUP },
+                { "admin-socket", required_argument, NULL, ARG_ADMIN_SOCKET },
+                { "admin-group", required_argument, NULL, ARG_ADMIN_GROUP },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "journal", required_argument, NULL, ARG_JOURNAL },
+                { "journal-compact", required_argument, NULL, ARG_JOURNAL_COMPACT },
                 { "discard-threads", required_argument, NULL, ARG_DISCARD_THREADS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
@@ -126,16 +175,52 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *lo
                         if (!cfg->vmm_socket_path)
                                 return -ENOMEM;
                         break;
-                case ARG_VMM_GROUP: {
+                case ARG_VMM_GROUP:
+                case ARG_ADMIN_GROUP: {
                         struct group *g = getgrnam(optarg);
 
                         if (!g) {
-                                fprintf(stderr, "memconvd: unknown group '%s' for --vmm-group\n", optarg);
+                                fprintf(stderr, "memconvd: unknown group '%s' for --%s\n", optarg,
+                                        c == ARG_VMM_GROUP ? "vmm-group" : "admin-group");
                                 return -EINVAL;
                         }
-                        cfg->vmm_group = g->gr_gid;
+                        if (c == ARG_VMM_GROUP)
+                                cfg->vmm_group = g->gr_gid;
+                        else
+                                cfg->admin_group = g->gr_gid;
                         break;
                 }
+                case ARG_STATE_DIR:
+                        free(cfg->state_dir);
+                        cfg->state_dir = strdup(optarg);
+                        if (!cfg->state_dir)
+                                return -ENOMEM;
+                        break;
+                case ARG_JOURNAL:
+                        if (strcmp(optarg, "yes") == 0 || strcmp(optarg, "true") == 0 || strcmp(optarg, "1") == 0)
+                                cfg->journal = true;
+                        else if (strcmp(optarg, "no") == 0 || strcmp(optarg, "false") == 0 || strcmp(optarg, "0") == 0)
+                                cfg->journal = false;
+                        else {
+                                fprintf(stderr, "memconvd: --journal takes yes or no, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case ARG_JOURNAL_COMPACT:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || v < 16 || v > 100000000) {
+                                fprintf(stderr, "memconvd: --journal-compact takes 16..100000000, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        cfg->journal_compact = v;
+                        break;
+                case ARG_ADMIN_SOCKET:
+                        free(cfg->admin_socket_path);
+                        cfg->admin_socket_path = strdup(optarg);
+                        if (!cfg->admin_socket_path)
+                                return -ENOMEM;
+                        break;
                 case ARG_DISCARD_THREADS:
                         errno = 0;
                         v = strtoul(optarg, &end, 10);
@@ -204,7 +289,7 @@ static int daemon_listen(struct daemon *d)
 {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char **names = NULL;
-        int n, r;
+        int n, r, admin_fd = -EBADF;
 
         n = sd_listen_fds_with_names(true, &names);
         if (n < 0)
@@ -215,6 +300,9 @@ static int daemon_listen(struct daemon *d)
                 if (d->vmm_fd < 0 && names && strcmp(names[i], "vmm") == 0 &&
                     sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
                         d->vmm_fd = fd;
+                else if (admin_fd < 0 && names && strcmp(names[i], "admin") == 0 &&
+                         sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
+                        admin_fd = fd;
                 else {
                         log_warning("Closing unexpected socket-activation fd %d (%s)", fd, names ? names[i] : "?");
                         safe_close(fd);
@@ -247,7 +335,9 @@ static int daemon_listen(struct daemon *d)
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the VMM socket");
         (void) sd_event_source_set_description(d->vmm_source, "vmm-listen");
-        return 0;
+        if (admin_fd < 0)
+                mkdir_parents(d->config.admin_socket_path);
+        return admin_listen(d, admin_fd);
 }
 
 /**
@@ -258,11 +348,13 @@ static void daemon_done(struct daemon *d)
         struct session *s;
         struct vm *vm;
 
+        admin_done(d);
         while ((s = LIST_FIRST(&d->sessions)))
                 session_free(s);
         d->discarder = discarder_free(d->discarder);
         while ((vm = LIST_FIRST(&d->vms)))
                 vm_free(vm);
+        d->persist = persist_free(d->persist);
         sd_event_source_disable_unref(d->vmm_source);
         sd_event_source_disable_unref(d->summary_timer);
         if (d->vmm_fd >= 0) {
@@ -272,14 +364,20 @@ static void daemon_done(struct daemon *d)
         }
         sd_event_unref(d->event);
         free(d->config.vmm_socket_path);
+        free(d->config.admin_socket_path);
+        free(d->config.state_dir);
 }
 
 int main(int argc, char *argv[])
 {
         struct daemon d = {
                 .vmm_fd = -EBADF,
+                .admin_fd = -EBADF,
                 .config = {
                         .vmm_group = (gid_t) -1,
+                        .admin_group = (gid_t) -1,
+                        .journal = true,
+                        .journal_compact = DEFAULT_JOURNAL_COMPACT,
                         .discard_threads = 1,
                         .summary_interval_usec = 1000000,
                 },
@@ -290,12 +388,17 @@ int main(int argc, char *argv[])
 
         LIST_INIT(&d.sessions);
         LIST_INIT(&d.vms);
+        LIST_INIT(&d.admin_conns);
         r = parse_argv(argc, argv, &d.config, &log_level, &log_target);
         if (r <= 0) {
                 free(d.config.vmm_socket_path);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
         if (!d.config.vmm_socket_path && !(d.config.vmm_socket_path = strdup(DEFAULT_VMM_SOCKET)))
+                return EXIT_FAILURE;
+        if (!d.config.admin_socket_path && !(d.config.admin_socket_path = default_admin_socket(d.config.vmm_socket_path)))
+                return EXIT_FAILURE;
+        if (!d.config.state_dir && !(d.config.state_dir = strdup(DEFAULT_STATE_DIR)))
                 return EXIT_FAILURE;
         log_setup(log_target, log_level);
         umask(0077);
@@ -323,6 +426,23 @@ int main(int argc, char *argv[])
                 log_error_errno(r, "Failed to start discard workers");
                 goto finish;
         }
+        {
+                struct persist_config pc = {
+                        .state_dir = d.config.journal ? d.config.state_dir : NULL,
+                        .compact_records = d.config.journal_compact,
+                };
+                uint64_t t0 = daemon_now();
+
+                r = persist_new(&d, &pc, &d.persist);
+                if (r < 0)
+                        goto finish;
+                r = persist_load(d.persist);
+                if (r < 0)
+                        goto finish;
+                if (r > 0)
+                        log_info("Restored %d VM(s) from %s in %" PRIu64 " ms", r, d.config.state_dir,
+                                 (daemon_now() - t0) / 1000);
+        }
         r = sd_event_add_time(d.event, &d.summary_timer, CLOCK_MONOTONIC, 0, 100000, on_summary_timer, &d);
         if (r < 0) {
                 log_error_errno(r, "Failed to create the summary timer");
@@ -334,7 +454,8 @@ int main(int argc, char *argv[])
         if (r < 0)
                 goto finish;
 
-        log_info("memconvd %s listening for VMMs on %s", PACKAGE_VERSION, d.config.vmm_socket_path);
+        log_info("memconvd %s listening for VMMs on %s, for administration on %s", PACKAGE_VERSION,
+                 d.config.vmm_socket_path, d.config.admin_socket_path);
         (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs");
         r = sd_event_loop(d.event);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");

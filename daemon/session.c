@@ -27,18 +27,14 @@
 #include "frame.h"
 #include "log.h"
 #include "macro.h"
+#include "outq.h"
+#include "persist.h"
 #include "session.h"
 #include "vm.h"
 
 #define SESSION_RECV_BUDGET 64
 #define SESSION_OUTQ_MAX 1024
 #define SESSION_PROTOCOL_ERRORS_MAX 16
-
-struct outbuf {
-        struct outbuf *next;
-        size_t len;
-        uint8_t data[];
-};
 
 struct session {
         LIST_ENTRY(session) link;
@@ -50,8 +46,7 @@ struct session {
         bool hello_done;
         bool broken;                 /* a send failed: freed on the next wake-up */
         struct vm *vm;               /* attached VM, owned by the registry */
-        struct outbuf *outq_head, *outq_tail;
-        unsigned outq_len;
+        struct outq outq;            /* answers the socket had no room for */
         unsigned protocol_errors;
 };
 
@@ -60,32 +55,7 @@ struct session {
  */
 static void session_update_events(struct session *s)
 {
-        (void) sd_event_source_set_io_events(s->source, EPOLLIN | (s->outq_head ? EPOLLOUT : 0));
-}
-
-/**
- * session_flush() - send queued answers until the socket is full
- * Return: 0, or negative errno when the peer is gone
- */
-static int session_flush(struct session *s)
-{
-        while (s->outq_head) {
-                struct outbuf *b = s->outq_head;
-                ssize_t n = send(s->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-                if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                break;
-                        return negative_errno();
-                }
-                s->outq_head = b->next;
-                if (!s->outq_head)
-                        s->outq_tail = NULL;
-                s->outq_len--;
-                free(b);
-        }
-        session_update_events(s);
-        return 0;
+        (void) sd_event_source_set_io_events(s->source, EPOLLIN | (outq_pending(&s->outq) ? EPOLLOUT : 0));
 }
 
 /**
@@ -94,44 +64,19 @@ static int session_flush(struct session *s)
  */
 static int session_send(struct session *s, const Memconv__Message *m)
 {
-        struct outbuf *b;
-        size_t len;
+        int r;
 
         if (s->broken)
                 return -ECONNRESET;
-        len = memconv__message__get_packed_size(m);
-        if (len > MC_FRAME_MAX)
-                return -EMSGSIZE;
-        if (!s->outq_head) {
-                int r = mc_frame_send(s->fd, m, NULL, 0);
-
-                if (r >= 0)
-                        return 0;
-                if (r != -EAGAIN) {
-                        s->broken = true;
-                        return r;
-                }
-        }
-        if (s->outq_len >= SESSION_OUTQ_MAX) {
+        r = outq_send(&s->outq, s->fd, &m->base);
+        if (r == -ENOBUFS)
                 log_warning("VMM pid %d does not read its answers; disconnecting", (int) s->cred.pid);
+        if (r < 0 && r != -EMSGSIZE) {
                 s->broken = true;
-                return -ENOBUFS;
+                return r;
         }
-        b = malloc(sizeof(*b) + len);
-        if (!b) {
-                s->broken = true;
-                return -ENOMEM;
-        }
-        b->next = NULL;
-        b->len = memconv__message__pack(m, b->data);
-        if (s->outq_tail)
-                s->outq_tail->next = b;
-        else
-                s->outq_head = b;
-        s->outq_tail = b;
-        s->outq_len++;
         session_update_events(s);
-        return 0;
+        return r;
 }
 
 /**
@@ -238,8 +183,24 @@ static int session_refuse(struct session *s, const Memconv__Message *m, Memconv_
         return session_reply_error(s, m, &e);
 }
 
-/** session_reply_ok() - a plain Reply with status OK */
-static int session_reply_ok(struct session *s, uint64_t id)
+int session_send_committed(struct session *s, const uint64_t *ids, size_t n)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__Committed c = MEMCONV__COMMITTED__INIT;
+        int r = 0;
+
+        /* Split so each message stays far below the frame cap. */
+        for (size_t off = 0; off < n && r >= 0; off += 4096) {
+                c.decision_ids = (uint64_t *) ids + off;
+                c.n_decision_ids = n - off < 4096 ? n - off : 4096;
+                m.body_case = MEMCONV__MESSAGE__BODY_COMMITTED;
+                m.committed = &c;
+                r = session_send(s, &m);
+        }
+        return r;
+}
+
+int session_send_ok(struct session *s, uint64_t id)
 {
         Memconv__Message m = MEMCONV__MESSAGE__INIT;
         Memconv__Reply rp = MEMCONV__REPLY__INIT;
@@ -320,6 +281,7 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                 log_info("VM %s (%s) attached by pid %d uid %u: id %" PRIu64 ", cc type %s", vm->name,
                          vm->uuid_str, (int) s->cred.pid, (unsigned) s->cred.uid, vm->id,
                          protobuf_c_enum_descriptor_get_value(&memconv__cc_type__descriptor, a->cc_type)->name);
+                persist_vm_created(vm);
         }
         s->vm = vm;
 
@@ -338,7 +300,7 @@ static int handle_detach(struct session *s, const Memconv__Message *m, int *fds,
 {
         vm_detach(s->vm, "the VMM detached");
         s->vm = NULL;
-        return session_reply_ok(s, m->id);
+        return session_send_ok(s, m->id);
 }
 
 static int handle_register_region(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
@@ -353,7 +315,7 @@ static int handle_register_region(struct session *s, const Memconv__Message *m, 
         if (r < 0)
                 return session_reply_error(s, m, &e);
         fds[0] = fds[1] = -EBADF; /* the region owns them now */
-        return session_reply_ok(s, m->id);
+        return session_send_ok(s, m->id);
 }
 
 static int handle_unregister_region(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
@@ -362,7 +324,7 @@ static int handle_unregister_region(struct session *s, const Memconv__Message *m
 
         if (vm_region_remove(s->vm, m->unregister_region->slot, &e) < 0)
                 return session_reply_error(s, m, &e);
-        return session_reply_ok(s, m->id);
+        return session_send_ok(s, m->id);
 }
 
 static int handle_memory_fault(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
@@ -411,6 +373,36 @@ static int handle_applied(struct session *s, const Memconv__Message *m, int *fds
         return 0;
 }
 
+static int handle_reapplied(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__Reapplied *ra = m->reapplied;
+        struct conv_request req = {
+                .id = ra->request_id,
+                .vcpu = ra->vcpu,
+                .implicit = ra->implicit,
+                .source = ra->source,
+                .to_private = ra->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE,
+                .received_usec = daemon_now(),
+        };
+        uint64_t (*ranges)[2] = calloc(ra->n_ranges, sizeof(*ranges));
+        struct mc_msg_error e;
+        int r;
+
+        if (!ranges)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+        for (size_t i = 0; i < ra->n_ranges; i++) {
+                ranges[i][0] = ra->ranges[i]->gpa;
+                ranges[i][1] = ra->ranges[i]->size;
+        }
+        r = convert_reapplied(s->vm, &req, (const uint64_t (*)[2]) ranges, ra->n_ranges, &e);
+        free(ranges);
+        if (r < 0)
+                return session_reply_error(s, m, &e);
+        /* Answered once what it recorded is durable: then the VMM may forget it. */
+        persist_ack(s->vm, 0, m->id);
+        return 0;
+}
+
 struct handler {
         Memconv__Message__BodyCase body;
         bool needs_vm;
@@ -426,6 +418,7 @@ static const struct handler handlers[] = {
         { MEMCONV__MESSAGE__BODY_MEMORY_FAULT, true, handle_memory_fault },
         { MEMCONV__MESSAGE__BODY_CONVERT, true, handle_convert },
         { MEMCONV__MESSAGE__BODY_APPLIED, true, handle_applied },
+        { MEMCONV__MESSAGE__BODY_REAPPLIED, true, handle_reapplied },
 };
 
 /**
@@ -529,8 +522,11 @@ static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *u
 {
         struct session *s = userdata;
 
-        if ((revents & EPOLLOUT) && session_flush(s) < 0)
-                s->broken = true;
+        if (revents & EPOLLOUT) {
+                if (outq_flush(&s->outq, s->fd) < 0)
+                        s->broken = true;
+                session_update_events(s);
+        }
 
         for (unsigned i = 0; i < SESSION_RECV_BUDGET && !s->broken && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)); i++) {
                 Memconv__Message *m = NULL;
@@ -559,7 +555,7 @@ static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *u
         }
 
         if (s->broken) {
-                (void) session_flush(s); /* a refusal should still reach the peer */
+                (void) outq_flush(&s->outq, s->fd); /* a refusal should still reach the peer */
                 session_free(s);
         }
         return 0;
@@ -573,12 +569,7 @@ void session_free(struct session *s)
                 convert_session_gone(s->vm, s);
                 vm_detach(s->vm, "the VMM disconnected");
         }
-        while (s->outq_head) {
-                struct outbuf *b = s->outq_head;
-
-                s->outq_head = b->next;
-                free(b);
-        }
+        outq_clear(&s->outq);
         LIST_REMOVE(s, link);
         sd_event_source_disable_unref(s->source);
         safe_close(s->fd);
@@ -630,6 +621,7 @@ int session_on_listen(sd_event_source *src, int listen_fd, uint32_t revents, voi
                 }
                 s->daemon = d;
                 s->fd = fd;
+                s->outq.max = SESSION_OUTQ_MAX;
                 if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &s->cred, &len) < 0) {
                         log_warning_errno(errno, "Failed to read VMM peer credentials; refusing it");
                         free(s);

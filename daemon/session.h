@@ -36,5 +36,11 @@ void session_free(struct session *s);
  * Return: 0, or negative errno when the session cannot take it (it is then
  * being torn down)
  */
+/** session_send_committed() - tell the VMM these decisions are durable */
+int session_send_committed(struct session *s, const uint64_t *ids, size_t n);
+
+/** session_send_ok() - answer request @id with Reply OK */
+int session_send_ok(struct session *s, uint64_t id);
+
 int session_send_decision(struct session *s, uint64_t id, const struct mc_msg_error *err, int action,
                           bool to_private, const struct mc_plan *plan, uint64_t decision_id);

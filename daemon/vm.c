@@ -17,9 +17,11 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "convert.h"
 #include "discard.h"
 #include "log.h"
+#include "persist.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
@@ -73,7 +75,11 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
         if (!vm)
                 return -ENOMEM;
         vm->name = strdup(name);
-        if (!vm->name || mc_rangemap_new(&vm->attrs) < 0 || mc_rangemap_new(&vm->busy) < 0) {
+        if (!vm->name || mc_rangemap_new(&vm->attrs) < 0 || mc_rangemap_new(&vm->busy) < 0 ||
+            mc_rangemap_new(&vm->discard_failed) < 0 || history_init(&vm->history, HISTORY_DEFAULT_CAPACITY) < 0) {
+                history_done(&vm->history);
+                mc_rangemap_free(vm->discard_failed);
+                mc_rangemap_free(vm->busy);
                 mc_rangemap_free(vm->attrs);
                 free(vm->name);
                 free(vm);
@@ -83,6 +89,8 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
         if (!f || fread(vm->token, 1, sizeof(vm->token), f) != sizeof(vm->token)) {
                 if (f)
                         fclose(f);
+                history_done(&vm->history);
+                mc_rangemap_free(vm->discard_failed);
                 mc_rangemap_free(vm->busy);
                 mc_rangemap_free(vm->attrs);
                 free(vm->name);
@@ -99,9 +107,11 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
         vm->arch = arch;
         vm->uid = uid;
         vm->pid = pid;
-        vm->state = VM_ATTACHED;
+        vm->state = s ? VM_ATTACHED : VM_DETACHED;
         vm->session = s;
         vm->attached_usec = daemon_now();
+        vm->attached_realtime_usec = daemon_realtime();
+        LIST_INIT(&vm->followers);
         TAILQ_INIT(&vm->conversions);
         TAILQ_INIT(&vm->waiting);
         LIST_INSERT_HEAD(&d->vms, vm, link);
@@ -139,16 +149,59 @@ void vm_detach(struct vm *vm, const char *why)
         log_info("VM %s (%s) detached: %s; fds closed, state kept", vm->name, vm->uuid_str, why);
 }
 
+void vm_set_identity(struct vm *vm, uint64_t id, const uint8_t *token)
+{
+        vm->id = id;
+        if (id >= vm->daemon->next_vm_id)
+                vm->daemon->next_vm_id = id;
+        if (token)
+                memcpy(vm->token, token, sizeof(vm->token));
+}
+
+int vm_known_region_remember(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared)
+{
+        struct known_region *n;
+
+        vm_known_region_forget(vm, slot);
+        n = realloc(vm->known, sizeof(*n) * (vm->n_known + 1));
+        if (!n)
+                return -ENOMEM;
+        vm->known = n;
+        n[vm->n_known++] = (struct known_region) { slot, gpa, size, has_shared };
+        return 0;
+}
+
+void vm_known_region_forget(struct vm *vm, uint32_t slot)
+{
+        for (size_t i = 0; i < vm->n_known; i++)
+                if (vm->known[i].slot == slot) {
+                        memmove(vm->known + i, vm->known + i + 1, sizeof(*vm->known) * (vm->n_known - i - 1));
+                        vm->n_known--;
+                        return;
+                }
+}
+
+void vm_forget(struct vm *vm)
+{
+        persist_vm_forgotten(vm);
+        vm_free(vm);
+}
+
 void vm_free(struct vm *vm)
 {
         if (!vm)
                 return;
         vm_detach(vm, "daemon shutting down");
+        admin_vm_gone(vm);
+        persist_vm_free(vm);
         convert_vm_free(vm);
         LIST_REMOVE(vm, link);
         vm->daemon->n_vms--;
         mc_rangemap_free(vm->attrs);
         mc_rangemap_free(vm->busy);
+        mc_rangemap_free(vm->discard_failed);
+        history_done(&vm->history);
+        free(vm->known);
         free(vm->name);
         free(vm);
 }
@@ -286,6 +339,7 @@ int vm_region_add(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int
         struct mc_plan_region *plan;
         struct region *r;
         struct stat st = {};
+        bool known = false;
         size_t pos;
         int q;
 
@@ -325,12 +379,23 @@ int vm_region_add(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int
                 free(r);
                 return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
         }
-        if (initial_private && mc_rangemap_set(vm->attrs, gpa, gpa + size, MC_ATTR_PRIVATE) < 0) {
+        for (size_t i = 0; i < vm->n_known; i++)
+                if (vm->known[i].slot == slot && vm->known[i].gpa == gpa && vm->known[i].size == size)
+                        known = true;
+        /* A region this VM had before (a resumed VMM): its attributes are what we recorded. */
+        if (!known && initial_private && mc_rangemap_set(vm->attrs, gpa, gpa + size, MC_ATTR_PRIVATE) < 0) {
                 free(r);
                 return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
         }
-        if (!initial_private)
+        if (!known && !initial_private)
                 (void) mc_rangemap_set(vm->attrs, gpa, gpa + size, MC_ATTR_SHARED); /* removal never allocates */
+        if (!known) {
+                if (vm_known_region_remember(vm, slot, gpa, size, shared_fd >= 0) < 0) {
+                        free(r);
+                        return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+                }
+                persist_region(vm, slot, gpa, size, shared_fd >= 0, initial_private, false);
+        }
 
         *r = (struct region) {
                 .refs = 1,
@@ -354,7 +419,8 @@ int vm_region_add(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int
         vm->n_regions++;
 
         log_info("VM %s: region slot %" PRIu32 " [0x%" PRIx64 ", 0x%" PRIx64 ") registered, %s, %s",
-                 vm->name, slot, gpa, gpa + size, initial_private ? "private" : "shared",
+                 vm->name, slot, gpa, gpa + size,
+                 known ? "attributes as recorded" : initial_private ? "private" : "shared",
                  shared_fd >= 0 ? "with shared memory" : "guest_memfd only");
         return 0;
 }
@@ -370,6 +436,8 @@ int vm_region_remove(struct vm *vm, uint32_t slot, struct mc_msg_error *err)
                         return mc_error_set(err, MEMCONV__CODE__CODE_BUSY, -EBUSY,
                                             "unregister-region: slot %" PRIu32 " has a conversion in flight", slot);
                 (void) mc_rangemap_set(vm->attrs, r->gpa, r->gpa + r->size, 0);
+                vm_known_region_forget(vm, slot);
+                persist_region(vm, slot, r->gpa, r->size, r->shared_fd >= 0, false, true);
                 memmove(vm->regions + i, vm->regions + i + 1, sizeof(*vm->regions) * (vm->n_regions - i - 1));
                 memmove(vm->plan_regions + i, vm->plan_regions + i + 1,
                         sizeof(*vm->plan_regions) * (vm->n_regions - i - 1));

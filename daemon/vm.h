@@ -25,6 +25,8 @@
 #include <sys/types.h>
 
 #include "daemon.h"
+#include "history.h"
+#include "stats.h"
 #include "message.h"
 #include "planner.h"
 #include "rangemap.h"
@@ -68,6 +70,8 @@ struct vm_stats {
         uint64_t discards;
         uint64_t discard_errors;
         uint64_t discard_bytes;
+        uint64_t journal_errors;
+        uint64_t reapplied;
         /* since the last summary record */
         uint64_t summary_changes;
         uint64_t summary_to_private;
@@ -78,6 +82,17 @@ struct vm_stats {
         uint64_t refusal_window_start;
         unsigned refusal_logged;
 };
+
+/* A region the VM registered at some point (journaled), to recognise it when
+ * a resumed VMM registers it again: its attributes are then kept. */
+struct known_region {
+        uint32_t slot;
+        uint64_t gpa;
+        uint64_t size;
+        bool has_shared;
+};
+
+struct vm_journal;
 
 struct vm {
         LIST_ENTRY(vm) link;
@@ -104,7 +119,16 @@ struct vm {
         unsigned n_in_flight;
         unsigned n_waiting;
         struct vm_stats stats;
+        struct histogram decision_latency;
+        struct histogram discard_latency;
+        struct history history;
+        mc_rangemap *discard_failed;  /* non-zero where a discard failed and none succeeded since */
+        struct known_region *known;   /* owned */
+        size_t n_known;
+        struct vm_journal *journal;   /* persist.c's, NULL until used */
         uint64_t attached_usec;
+        uint64_t attached_realtime_usec;
+        LIST_HEAD(, admin_follower) followers; /* admin connections streaming this VM's history */
 };
 
 /**
@@ -117,6 +141,16 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
 
 /** vm_free() - remove from the registry and free; accepts NULL */
 void vm_free(struct vm *vm);
+
+/** vm_forget() - vm_free() and delete its journal: the operator is done with it */
+void vm_forget(struct vm *vm);
+
+/** vm_set_identity() - restore the id and token a journal recorded */
+void vm_set_identity(struct vm *vm, uint64_t id, const uint8_t *token);
+
+/** vm_known_region_remember() / _forget() - see struct known_region */
+int vm_known_region_remember(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared);
+void vm_known_region_forget(struct vm *vm, uint32_t slot);
 
 /**
  * vm_find_uuid() - the newest VM instance with @uuid in the given state

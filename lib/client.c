@@ -36,32 +36,7 @@
 #include "macro.h"
 #include "memconv.h"
 #include "message.h"
-
-struct mc_waiter {
-        uint64_t id;
-        Memconv__Message *reply; /* owned once done */
-        int error;
-        bool done;
-        pthread_cond_t cond;
-        struct mc_waiter *next;
-};
-
-struct mc_client {
-        int sock;                 /* owned */
-        pthread_mutex_t lock;     /* protects everything below */
-        bool reading;             /* a thread is inside recv */
-        int dead;                 /* 0, or the -errno that killed the connection */
-        struct mc_waiter *waiters;
-        uint64_t next_id;
-        uint64_t stray;           /* replies nobody waited for (e.g. to a bad Applied) */
-
-        mc_apply_fn apply;
-        void *apply_userdata;
-
-        bool attached;
-        uint64_t vm_id;
-        uint8_t token[16];
-};
+#include "client-internal.h"
 
 /**
  * client_wake_reader() - let one waiting thread take over reading
@@ -105,6 +80,11 @@ static void client_dispatch(mc_client *c, Memconv__Message *m)
         if (mc_message_validate(m, 0, MC_MSG_TO_CLIENT, &err) < 0) {
                 memconv__message__free_unpacked(m, NULL);
                 client_fail(c, -EPROTO);
+                return;
+        }
+        if (m->body_case == MEMCONV__MESSAGE__BODY_COMMITTED) {
+                client_recover_committed(c, m->committed);
+                memconv__message__free_unpacked(m, NULL);
                 return;
         }
         for (struct mc_waiter *w = c->waiters; w; w = w->next)
@@ -222,10 +202,10 @@ static int client_send_async(mc_client *c, Memconv__Message *msg)
 }
 
 /**
- * status_errno() - the negative errno a reply's status stands for
+ * client_status_errno() - the negative errno a reply's status stands for
  * Return: 0 for success
  */
-static int status_errno(const Memconv__Status *s)
+int client_status_errno(const Memconv__Status *s)
 {
         if (!s || s->code == MEMCONV__CODE__CODE_OK)
                 return 0;
@@ -276,7 +256,14 @@ _public_ int mc_client_connect(const char *socket_path, mc_client **ret)
         if (!c)
                 return -ENOMEM;
         pthread_mutex_init(&c->lock, NULL);
+        pthread_cond_init(&c->reconnected, NULL);
         c->sock = TAKE_FD(fd);
+        c->reconnect_ms = MC_RECONNECT_DEFAULT_MS;
+        c->socket_path = strdup(socket_path);
+        if (!c->socket_path) {
+                mc_client_free(c);
+                return -ENOMEM;
+        }
 
         hello.version = MEMCONV__PROTOCOL_VERSION__PROTOCOL_VERSION_1;
         hello.client = (char *) "libmemconv " PACKAGE_VERSION;
@@ -284,7 +271,7 @@ _public_ int mc_client_connect(const char *socket_path, mc_client **ret)
         msg.hello = &hello;
         r = client_call(c, &msg, NULL, 0, MEMCONV__MESSAGE__BODY_HELLO_REPLY, &reply);
         if (r >= 0) {
-                r = status_errno(reply->hello_reply->status);
+                r = client_status_errno(reply->hello_reply->status);
                 if (r >= 0 && reply->hello_reply->version != MEMCONV__PROTOCOL_VERSION__PROTOCOL_VERSION_1)
                         r = -EPROTO;
                 if (r == -EPROTONOSUPPORT)
@@ -306,9 +293,20 @@ _public_ mc_client *mc_client_free(mc_client *c)
         if (c->attached && !c->dead)
                 (void) mc_client_detach(c);
         safe_close(c->sock);
+        client_recover_free(c);
+        pthread_cond_destroy(&c->reconnected);
         pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
+}
+
+_public_ void mc_client_set_reconnect(mc_client *c, unsigned timeout_ms)
+{
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        c->reconnect_ms = timeout_ms;
+        pthread_mutex_unlock(&c->lock);
 }
 
 _public_ int mc_client_fd(const mc_client *c)
@@ -338,7 +336,7 @@ static int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fd
         r = client_call(c, msg, fds, n_fds, MEMCONV__MESSAGE__BODY_REPLY, &reply);
         if (r < 0)
                 return r;
-        r = status_errno(reply->reply->status);
+        r = client_status_errno(reply->reply->status);
         memconv__message__free_unpacked(reply, NULL);
         return r;
 }
@@ -354,6 +352,9 @@ _public_ int mc_client_attach(mc_client *c, const struct mc_vm_info *info, uint6
                 return -EINVAL;
         if (c->attached)
                 return -EEXIST;
+        r = client_recover_remember_vm(c, info);
+        if (r < 0)
+                return r;
         a.uuid.data = (uint8_t *) info->uuid;
         a.uuid.len = sizeof(info->uuid);
         a.name = (char *) info->name;
@@ -366,7 +367,7 @@ _public_ int mc_client_attach(mc_client *c, const struct mc_vm_info *info, uint6
         if (r < 0)
                 return r;
         ar = reply->attach_reply;
-        r = status_errno(ar->status);
+        r = client_status_errno(ar->status);
         if (r >= 0) {
                 c->attached = true;
                 c->vm_id = ar->vm_id;
@@ -399,7 +400,7 @@ _public_ int mc_client_register_region(mc_client *c, const struct mc_region_info
 {
         Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__RegisterRegion rr = MEMCONV__REGISTER_REGION__INIT;
-        int fds[2];
+        int fds[2], r;
 
         if (!c || !ri || ri->guest_memfd < 0)
                 return -EINVAL;
@@ -415,20 +416,35 @@ _public_ int mc_client_register_region(mc_client *c, const struct mc_region_info
         msg.register_region = &rr;
         fds[0] = ri->guest_memfd;
         fds[1] = ri->shared_fd;
-        return client_simple_call(c, &msg, fds, rr.has_shared ? 2 : 1);
+        r = client_simple_call(c, &msg, fds, rr.has_shared ? 2 : 1);
+        if (r >= 0)
+                r = client_recover_remember_region(c, ri);
+        return r;
 }
 
 _public_ int mc_client_unregister_region(mc_client *c, uint32_t slot)
 {
         Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__UnregisterRegion ur = MEMCONV__UNREGISTER_REGION__INIT;
+        int r;
 
         if (!c)
                 return -EINVAL;
         ur.slot = slot;
         msg.body_case = MEMCONV__MESSAGE__BODY_UNREGISTER_REGION;
         msg.unregister_region = &ur;
-        return client_simple_call(c, &msg, NULL, 0);
+        r = client_simple_call(c, &msg, NULL, 0);
+        if (r >= 0)
+                client_recover_forget_region(c, slot);
+        return r;
+}
+
+/**
+ * client_connection_lost() - whether @r means the daemon went away
+ */
+static bool client_connection_lost(int r)
+{
+        return r == -ECONNRESET || r == -EPIPE || r == -ENOTCONN || r == -ECONNREFUSED || r == -ENOENT;
 }
 
 /**
@@ -500,13 +516,26 @@ static int client_decide(mc_client *c, Memconv__Message *msg, struct mc_exit_res
         const Memconv__Decision *d;
         int r, error;
 
-        r = client_call(c, msg, NULL, 0, MEMCONV__MESSAGE__BODY_DECISION, &reply);
+        for (;;) {
+                unsigned gen;
+
+                pthread_mutex_lock(&c->lock);
+                gen = c->generation;
+                pthread_mutex_unlock(&c->lock);
+                r = client_call(c, msg, NULL, 0, MEMCONV__MESSAGE__BODY_DECISION, &reply);
+                if (r >= 0 || !client_connection_lost(r) || !c->attached || !c->reconnect_ms)
+                        break;
+                /* The daemon went away before answering: ask the next one. */
+                r = client_recover_reconnect(c, gen);
+                if (r < 0)
+                        break;
+        }
         if (r < 0) {
                 result_fill(ret_result, MC_EXIT_NOT_HANDLED, r, NULL);
                 return r;
         }
         d = reply->decision;
-        error = status_errno(d->status);
+        error = client_status_errno(d->status);
 
         switch (d->action) {
         case MEMCONV__ACTION__ACTION_RETRY:
@@ -514,6 +543,9 @@ static int client_decide(mc_client *c, Memconv__Message *msg, struct mc_exit_res
                 break;
         case MEMCONV__ACTION__ACTION_APPLY:
                 r = client_apply(c, d);
+                /* Kept until Committed: re-sent if the daemon dies before making it durable. */
+                if (r >= 0 && client_recover_applied(c, d, msg) < 0)
+                        r = -ENOMEM;
                 (void) client_report_applied(c, d->decision_id, r);
                 if (r >= 0)
                         r = MC_EXIT_RETRY;

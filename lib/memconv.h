@@ -198,6 +198,20 @@ int mc_client_convert(mc_client *c, unsigned vcpu, uint64_t gpa, uint64_t size,
 int mc_client_fault(mc_client *c, unsigned vcpu, uint64_t gpa, uint64_t size, uint64_t flags,
                     const void *syndrome, size_t syndrome_len, struct mc_exit_result *ret_result);
 
+/**
+ * mc_client_set_reconnect() - how long to keep trying when memconvd goes away
+ * @timeout_ms: 0 disables reconnection; default 30000
+ *
+ * When the daemon restarts, the vCPU threads waiting for an answer (and
+ * those that ask while it is away) block while one of them connects again
+ * with backoff, resumes the VM with its attach token, registers the regions
+ * again (the library keeps duplicates of their fds) and re-sends every
+ * applied conversion the old daemon had not confirmed as durable
+ * (Committed). Then every request is asked again and answered. After
+ * @timeout_ms without success they fail with the connection error.
+ */
+void mc_client_set_reconnect(mc_client *c, unsigned timeout_ms);
+
 /** mc_client_fd() - the connection's socket (for poll), owned by the client */
 int mc_client_fd(const mc_client *c);
 

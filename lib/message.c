@@ -248,6 +248,34 @@ static int check_decision(const Memconv__Message *m, struct mc_msg_error *e)
         return 0;
 }
 
+static int check_reapplied(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        const Memconv__Reapplied *r = m->reapplied;
+
+        if (!enum_known(&memconv__attribute__descriptor, r->to))
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "reapplied: unknown attribute to=%d", r->to);
+        if (!enum_known(&memconv__convert_source__descriptor, r->source))
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "reapplied: unknown source %d", r->source);
+        if (r->n_ranges == 0 || r->n_ranges > MC_DECISION_RANGES_MAX)
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "reapplied: %zu ranges, must be 1-%d", r->n_ranges, MC_DECISION_RANGES_MAX);
+        for (size_t i = 0; i < r->n_ranges; i++)
+                if (!r->ranges[i] || !mc_range_valid(r->ranges[i]->gpa, r->ranges[i]->size))
+                        return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                            "reapplied: range %zu is not a valid page range", i);
+        return 0;
+}
+
+static int check_committed(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        if (m->committed->n_decision_ids > 8192)
+                return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                    "committed: %zu decision ids exceed 8192", m->committed->n_decision_ids);
+        return 0;
+}
+
 static int check_none(const Memconv__Message *m, struct mc_msg_error *e)
 {
         return 0;
@@ -274,6 +302,8 @@ static const struct type_rule type_rules[] = {
         { MEMCONV__MESSAGE__BODY_DECISION, "decision", MC_MSG_TO_CLIENT, false, check_decision },
         { MEMCONV__MESSAGE__BODY_APPLIED, "applied", MC_MSG_TO_DAEMON, false, check_applied },
         { MEMCONV__MESSAGE__BODY_REPLY, "reply", MC_MSG_TO_CLIENT, false, check_none },
+        { MEMCONV__MESSAGE__BODY_COMMITTED, "committed", MC_MSG_TO_CLIENT, false, check_committed },
+        { MEMCONV__MESSAGE__BODY_REAPPLIED, "reapplied", MC_MSG_TO_DAEMON, true, check_reapplied },
 };
 
 static const struct type_rule *type_rule_find(Memconv__Message__BodyCase c)

@@ -11,7 +11,7 @@ run=$(mktemp -d "${TMPDIR:-/tmp}/memconvd-demo.XXXXXX")
 trap 'kill "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; rm -rf "$run"' EXIT
 
 echo "== starting memconvd on $run/vmm.sock"
-"$build/memconvd" --socket "$run/vmm.sock" --log-target=stderr --log-level=debug 2> "$run/memconvd.log" &
+"$build/memconvd" --socket "$run/vmm.sock" --state-dir "$run/state" --log-target=stderr --log-level=debug 2> "$run/memconvd.log" &
 daemon=$!
 for _ in $(seq 100); do [ -S "$run/vmm.sock" ] && break; sleep 0.05; done
 

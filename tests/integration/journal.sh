@@ -17,7 +17,7 @@ unshare -m --propagation private bash -c '
         mkdir -p /run/systemd/journal
         "$1" /run/systemd/journal/socket "$2/journal.txt" & sink=$!
         for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.01; done
-        "$3" --socket "$2/vmm.sock" --log-target=journal --log-level=debug --summary-interval=50 2> "$2/stderr.txt" & d=$!
+        "$3" --socket "$2/vmm.sock" --state-dir "$2/state" --log-target=journal --log-level=debug --summary-interval=50 2> "$2/stderr.txt" & d=$!
         for _ in $(seq 300); do [ -S "$2/vmm.sock" ] && break; sleep 0.01; done
         "$4" --socket "$2/vmm.sock" --name journaled --scenario demo > "$2/vmm.out" 2>&1
         sleep 0.2

@@ -19,7 +19,7 @@ start_daemon() {
         TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/memconv-it.XXXXXX")
         SOCK=$TESTDIR/vmm.sock
         DAEMON_LOG=$TESTDIR/daemon.log
-        "$MEMCONVD" --socket "$SOCK" --log-target=stderr --log-level=debug "$@" 2>"$DAEMON_LOG" &
+        "$MEMCONVD" --socket "$SOCK" --state-dir "$TESTDIR/state" --log-target=stderr --log-level=debug "$@" 2>"$DAEMON_LOG" &
         DAEMON_PID=$!
         trap 'stop_daemon_quiet' EXIT
         for _ in $(seq 1 300); do

@@ -1,0 +1,926 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * persist.c - the conversion journal and durable acknowledgements; see
+ * persist.h for the model.
+ *
+ * Threads. The loop owns every struct vm_journal and its pending buffer; the
+ * journal thread owns the file descriptors (struct jfile.fd) and the files.
+ * They meet only in jobs: the loop queues jobs (FIFO, so a VM's appends and
+ * rewrites happen in the order they were made), the thread runs them and
+ * hands them back through an eventfd, and the loop then sends the
+ * acknowledgements the jobs carried, or logs their failure. A job names its
+ * VM by id, so a VM forgotten in the meantime is simply not found.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "log.h"
+#include "macro.h"
+#include "persist.h"
+#include "session.h"
+#include "vm.h"
+
+/* The file of one VM, shared with the journal thread. */
+struct jfile {
+        LIST_ENTRY(jfile) link; /* persist->files, loop side */
+        char name[64];       /* "vm-ID.journal" */
+        int fd;              /* journal thread's; -EBADF until created */
+};
+
+/* The loop's side of one VM's journal. */
+struct vm_journal {
+        struct jfile *jf;
+        uint8_t *buf;        /* encoded records not yet handed to the thread */
+        size_t len, cap;
+        uint64_t *acks;      /* decision ids to confirm when they are durable */
+        size_t n_acks, cap_acks;
+        uint64_t *replies;   /* Reapplied requests to answer then */
+        size_t n_replies, cap_replies;
+        uint64_t since_snapshot;
+        bool dirty;
+        bool in_list;
+        LIST_ENTRY(vm_journal) link;
+        struct vm *vm;
+};
+
+enum job_kind {
+        JOB_APPEND,
+        JOB_REWRITE,         /* replace the file with one record (VM or snapshot) */
+        JOB_DELETE,
+};
+
+struct pjob {
+        struct pjob *next;
+        enum job_kind kind;
+        struct jfile *jf;
+        uint64_t vm_id;
+        uint8_t *buf;        /* APPEND: records; REWRITE: one encoded record */
+        size_t len;
+        uint64_t *acks;
+        size_t n_acks;
+        uint64_t *replies;
+        size_t n_replies;
+        int error;
+};
+
+struct persist {
+        struct daemon *daemon;
+        struct persist_config cfg;
+        int dirfd;                      /* owned */
+        sd_event_source *flush_source;  /* defer: end of loop iteration */
+        LIST_HEAD(, vm_journal) dirty;
+
+        pthread_t thread;
+        bool thread_started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct pjob *queue, *queue_tail;
+        struct pjob *done, *done_tail;
+        bool stopping;
+        int efd;                        /* owned */
+        sd_event_source *done_source;
+        unsigned failures_logged;
+        LIST_HEAD(, jfile) files;       /* every jfile; freed on delete or at the end */
+};
+
+bool persist_enabled(const struct persist *p)
+{
+        return p && p->cfg.state_dir;
+}
+
+/* ------------------------------------------------------------------ journal thread */
+
+static void job_push(struct pjob **head, struct pjob **tail, struct pjob *j)
+{
+        j->next = NULL;
+        if (*tail)
+                (*tail)->next = j;
+        else
+                *head = j;
+        *tail = j;
+}
+
+static void job_free(struct pjob *j)
+{
+        if (!j)
+                return;
+        free(j->buf);
+        free(j->acks);
+        free(j->replies);
+        free(j);
+}
+
+/**
+ * job_run() - do one job's I/O (journal thread)
+ * Return: 0 or negative errno
+ */
+static int job_run(struct persist *p, struct pjob *j)
+{
+        struct jfile *jf = j->jf;
+        int fd = -EBADF, r;
+
+
+        switch (j->kind) {
+        case JOB_APPEND:
+                if (jf->fd < 0)
+                        return -EBADF;
+                return mc_journal_append(jf->fd, j->buf, j->len);
+        case JOB_REWRITE:
+                r = mc_journal_rewrite_buffer(p->dirfd, jf->name, j->buf, j->len, &fd);
+                if (fd >= 0) {
+                        /* Even when only the directory fsync failed: the new file is in place. */
+                        safe_close(jf->fd);
+                        jf->fd = fd;
+                }
+                return r;
+        case JOB_DELETE:
+                jf->fd = safe_close(jf->fd);
+                if (unlinkat(p->dirfd, jf->name, 0) < 0 && errno != ENOENT)
+                        return negative_errno();
+                (void) fsync(p->dirfd);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static void *persist_thread(void *arg)
+{
+        struct persist *p = arg;
+
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                struct pjob *j;
+                uint64_t one = 1;
+
+                while (!p->queue && !p->stopping)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (!p->queue)
+                        break;
+                j = p->queue;
+                p->queue = j->next;
+                if (!p->queue)
+                        p->queue_tail = NULL;
+                pthread_mutex_unlock(&p->lock);
+
+                j->error = job_run(p, j);
+
+                pthread_mutex_lock(&p->lock);
+                job_push(&p->done, &p->done_tail, j);
+                (void) !write(p->efd, &one, sizeof(one));
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static void persist_submit(struct persist *p, struct pjob *j)
+{
+        pthread_mutex_lock(&p->lock);
+        job_push(&p->queue, &p->queue_tail, j);
+        pthread_cond_signal(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* ------------------------------------------------------------------ completions */
+
+/**
+ * vm_by_id() - the VM with daemon id @id, or NULL (it was forgotten)
+ */
+static struct vm *vm_by_id(struct daemon *d, uint64_t id)
+{
+        struct vm *vm;
+
+        LIST_FOREACH(vm, &d->vms, link)
+                if (vm->id == id)
+                        return vm;
+        return NULL;
+}
+
+/**
+ * job_acknowledge() - the job's records are durable (or there is no
+ * journal): confirm them to the VM's VMM, if it is still connected
+ */
+static void job_acknowledge(struct persist *p, uint64_t vm_id, const uint64_t *acks, size_t n_acks,
+                            const uint64_t *replies, size_t n_replies)
+{
+        struct vm *vm = vm_by_id(p->daemon, vm_id);
+
+        if (!vm || !vm->session)
+                return;
+        if (n_acks > 0)
+                (void) session_send_committed(vm->session, acks, n_acks);
+        for (size_t i = 0; i < n_replies; i++)
+                (void) session_send_ok(vm->session, replies[i]);
+}
+
+static void persist_drain(struct persist *p)
+{
+        struct pjob *list;
+
+        pthread_mutex_lock(&p->lock);
+        list = p->done;
+        p->done = p->done_tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        while (list) {
+                struct pjob *j = list;
+
+                list = j->next;
+                if (j->error < 0) {
+                        struct vm *vm = vm_by_id(p->daemon, j->vm_id);
+
+                        /* Not acknowledged: the VMM keeps the decisions and re-sends them after a restart. */
+                        if (p->failures_logged++ < 100)
+                                log_error_errno(j->error, "Journal %s: %s failed; %zu decision(s) stay unconfirmed",
+                                                j->jf->name, j->kind == JOB_APPEND ? "append" :
+                                                j->kind == JOB_REWRITE ? "rewrite" : "delete", j->n_acks);
+                        if (vm)
+                                vm->stats.journal_errors++;
+                } else
+                        job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies);
+                if (j->kind == JOB_DELETE) {
+                        /* Nothing can reference it any more: its VM is gone. */
+                        LIST_REMOVE(j->jf, link);
+                        free(j->jf);
+                }
+                job_free(j);
+        }
+}
+
+static int persist_on_done(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        struct persist *p = userdata;
+        uint64_t n;
+
+        (void) !read(fd, &n, sizeof(n));
+        persist_drain(p);
+        return 0;
+}
+
+/* ------------------------------------------------------------------ loop side */
+
+/**
+ * vm_journal_get() - @vm's journal state, created on first use
+ * Return: it, or NULL on ENOMEM
+ */
+static struct vm_journal *vm_journal_get(struct vm *vm)
+{
+        struct vm_journal *j = vm->journal;
+
+        if (j)
+                return j;
+        j = calloc(1, sizeof(*j));
+        if (!j)
+                return NULL;
+        j->jf = calloc(1, sizeof(*j->jf));
+        if (!j->jf) {
+                free(j);
+                return NULL;
+        }
+        snprintf(j->jf->name, sizeof(j->jf->name), "vm-%" PRIu64 ".journal", vm->id);
+        j->jf->fd = -EBADF;
+        LIST_INSERT_HEAD(&vm->daemon->persist->files, j->jf, link);
+        j->vm = vm;
+        vm->journal = j;
+        return j;
+}
+
+/**
+ * mark_dirty() - make sure the end-of-iteration flush handles @j
+ */
+static void mark_dirty(struct persist *p, struct vm_journal *j)
+{
+        j->dirty = true;
+        if (!j->in_list) {
+                LIST_INSERT_HEAD(&p->dirty, j, link);
+                j->in_list = true;
+        }
+        (void) sd_event_source_set_enabled(p->flush_source, SD_EVENT_ONESHOT);
+}
+
+/**
+ * append_u64() - push @v onto a growable array
+ * Return: 0 or -ENOMEM
+ */
+static int append_u64(uint64_t **a, size_t *n, size_t *cap, uint64_t v)
+{
+        if (*n == *cap) {
+                size_t nc = *cap ? *cap * 2 : 16;
+                uint64_t *na = realloc(*a, nc * sizeof(uint64_t));
+
+                if (!na)
+                        return -ENOMEM;
+                *a = na;
+                *cap = nc;
+        }
+        (*a)[(*n)++] = v;
+        return 0;
+}
+
+/**
+ * persist_encode() - add @rec to @vm's pending records
+ */
+static void persist_encode(struct vm *vm, Memconv__JournalRecord *rec)
+{
+        struct persist *p = vm->daemon->persist;
+        struct vm_journal *j;
+        int r;
+
+        if (!persist_enabled(p))
+                return;
+        j = vm_journal_get(vm);
+        if (!j) {
+                log_error("VM %s: out of memory: journal record lost", vm->name);
+                return;
+        }
+        rec->realtime_usec = daemon_realtime();
+        r = mc_journal_encode(rec, &j->buf, &j->len, &j->cap);
+        if (r < 0) {
+                log_error_errno(r, "VM %s: cannot encode a journal record", vm->name);
+                return;
+        }
+        j->since_snapshot++;
+        mark_dirty(p, j);
+}
+
+/**
+ * fill_vm_record() - the JournalVm of @vm (pointers into @vm)
+ */
+static void fill_vm_record(Memconv__JournalVm *m, struct vm *vm)
+{
+        memconv__journal_vm__init(m);
+        m->vm_id = vm->id;
+        m->uuid.data = vm->uuid;
+        m->uuid.len = sizeof(vm->uuid);
+        m->name = vm->name;
+        m->cc_type = (Memconv__CcType) vm->cc_type;
+        m->arch = (Memconv__Arch) vm->arch;
+        m->token.data = vm->token;
+        m->token.len = sizeof(vm->token);
+        m->uid = (uint32_t) vm->uid;
+}
+
+/**
+ * queue_rewrite() - replace @vm's journal file by the single record @rec
+ * (encoded now, so later changes to @vm do not leak into it)
+ */
+static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j, Memconv__JournalRecord *rec)
+{
+        struct pjob *job = calloc(1, sizeof(*job));
+        size_t cap = 0;
+        int r;
+
+        if (!job) {
+                log_error("VM %s: out of memory: journal not rewritten", vm->name);
+                return;
+        }
+        rec->realtime_usec = daemon_realtime();
+        r = mc_journal_encode(rec, &job->buf, &job->len, &cap);
+        if (r < 0) {
+                log_error_errno(r, "VM %s: cannot encode its journal %s", vm->name,
+                                rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT ? "snapshot" : "header");
+                free(job);
+                return;
+        }
+        job->kind = JOB_REWRITE;
+        job->jf = j->jf;
+        job->vm_id = vm->id;
+        persist_submit(p, job);
+}
+
+void persist_vm_created(struct vm *vm)
+{
+        struct persist *p = vm->daemon->persist;
+        Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
+        Memconv__JournalVm m;
+        struct vm_journal *j;
+
+        if (!persist_enabled(p) || !(j = vm_journal_get(vm)))
+                return;
+        fill_vm_record(&m, vm);
+        rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_VM;
+        rec.vm = &m;
+        queue_rewrite(p, vm, j, &rec);
+}
+
+void persist_region(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared,
+                    bool initial_private, bool removed)
+{
+        Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
+        Memconv__JournalRegion m = MEMCONV__JOURNAL_REGION__INIT;
+
+        m.slot = slot;
+        m.gpa = gpa;
+        m.size = size;
+        m.has_shared = has_shared;
+        m.initial = initial_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
+        m.removed = removed;
+        rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_REGION;
+        rec.region = &m;
+        persist_encode(vm, &rec);
+}
+
+/**
+ * history_to_pb() - a HistoryRecord message for @h (no pointers)
+ */
+static void history_to_pb(Memconv__HistoryRecord *r, const struct history_record *h)
+{
+        memconv__history_record__init(r);
+        r->seq = h->seq;
+        r->realtime_usec = h->realtime_usec;
+        r->gpa = h->gpa;
+        r->size = h->size;
+        r->from = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED : MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
+        r->to = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
+        r->implicit = h->implicit;
+        r->source = (Memconv__ConvertSource) h->source;
+        r->vcpu = h->vcpu;
+        r->request_id = h->request_id;
+        r->decision_id = h->decision_id;
+        r->result = (Memconv__ChangeResult) h->result;
+        r->decision_latency_usec = h->decision_latency_usec;
+}
+
+void persist_change(struct vm *vm, const struct history_record *h)
+{
+        Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
+        Memconv__HistoryRecord m;
+
+        history_to_pb(&m, h);
+        rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_CHANGE;
+        rec.change = &m;
+        persist_encode(vm, &rec);
+}
+
+void persist_ack(struct vm *vm, uint64_t decision_id, uint64_t reply_id)
+{
+        struct persist *p = vm->daemon->persist;
+        struct vm_journal *j = vm_journal_get(vm);
+        int r = 0;
+
+        if (!j) {
+                log_error("VM %s: out of memory: a decision stays unconfirmed", vm->name);
+                return;
+        }
+        if (decision_id)
+                r = append_u64(&j->acks, &j->n_acks, &j->cap_acks, decision_id);
+        if (r >= 0 && reply_id)
+                r = append_u64(&j->replies, &j->n_replies, &j->cap_replies, reply_id);
+        if (r < 0)
+                log_error("VM %s: out of memory: a decision stays unconfirmed", vm->name);
+        mark_dirty(p, j);
+}
+
+struct snap_walk {
+        Memconv__Range *ranges;
+        Memconv__Range **rp;
+        size_t n, cap;
+};
+
+static int snap_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        struct snap_walk *w = userdata;
+
+        if (!(value & MC_ATTR_PRIVATE))
+                return 0;
+        if (w->n == w->cap)
+                return -ENOBUFS;
+        memconv__range__init(&w->ranges[w->n]);
+        w->ranges[w->n].gpa = start;
+        w->ranges[w->n].size = end - start;
+        w->rp[w->n] = &w->ranges[w->n];
+        w->n++;
+        return 0;
+}
+
+/**
+ * queue_snapshot() - compact @vm's journal into one snapshot record
+ */
+static void queue_snapshot(struct persist *p, struct vm *vm, struct vm_journal *j)
+{
+        Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
+        Memconv__JournalSnapshot snap = MEMCONV__JOURNAL_SNAPSHOT__INIT;
+        Memconv__ConversionStats stats = MEMCONV__CONVERSION_STATS__INIT;
+        Memconv__JournalVm m;
+        struct snap_walk w = { .cap = mc_rangemap_count(vm->attrs) };
+        _cleanup_free_ Memconv__RegionInfo *regions = NULL;
+        _cleanup_free_ Memconv__RegionInfo **regp = NULL;
+
+        w.ranges = calloc(w.cap ? w.cap : 1, sizeof(*w.ranges));
+        w.rp = calloc(w.cap ? w.cap : 1, sizeof(*w.rp));
+        regions = calloc(vm->n_known ? vm->n_known : 1, sizeof(*regions));
+        regp = calloc(vm->n_known ? vm->n_known : 1, sizeof(*regp));
+        if (!w.ranges || !w.rp || !regions || !regp ||
+            mc_rangemap_walk(vm->attrs, 0, UINT64_MAX, snap_walk_fn, &w) < 0) {
+                log_error("VM %s: cannot build a journal snapshot; compaction postponed", vm->name);
+                free(w.ranges);
+                free(w.rp);
+                return;
+        }
+        for (size_t i = 0; i < vm->n_known; i++) {
+                memconv__region_info__init(&regions[i]);
+                regions[i].slot = vm->known[i].slot;
+                regions[i].gpa = vm->known[i].gpa;
+                regions[i].size = vm->known[i].size;
+                regions[i].has_shared = vm->known[i].has_shared;
+                regp[i] = &regions[i];
+        }
+        fill_vm_record(&m, vm);
+        stats.explicit_to_private = vm->stats.conversions[0][1];
+        stats.explicit_to_shared = vm->stats.conversions[0][0];
+        stats.implicit_to_private = vm->stats.conversions[1][1];
+        stats.implicit_to_shared = vm->stats.conversions[1][0];
+        stats.bytes_to_private = vm->stats.bytes_to_private;
+        stats.bytes_to_shared = vm->stats.bytes_to_shared;
+        stats.rolled_back = vm->stats.rolled_back;
+        snap.vm = &m;
+        snap.regions = regp;
+        snap.n_regions = vm->n_known;
+        snap.private_ranges = w.rp;
+        snap.n_private_ranges = w.n;
+        snap.stats = &stats;
+        snap.last_seq = vm->history.last_seq;
+        rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT;
+        rec.snapshot = &snap;
+        queue_rewrite(p, vm, j, &rec);
+        free(w.ranges);
+        free(w.rp);
+        j->since_snapshot = 0;
+}
+
+/**
+ * persist_flush_one() - hand @j's pending records and acks to the thread,
+ * or acknowledge at once when there is no journal
+ */
+static void persist_flush_one(struct persist *p, struct vm_journal *j)
+{
+        struct vm *vm = j->vm;
+        struct pjob *job;
+
+        j->dirty = false;
+        if (!persist_enabled(p)) {
+                job_acknowledge(p, vm->id, j->acks, j->n_acks, j->replies, j->n_replies);
+                j->n_acks = j->n_replies = 0;
+                return;
+        }
+        job = calloc(1, sizeof(*job));
+        if (!job) {
+                log_error("VM %s: out of memory: journal flush postponed", vm->name);
+                j->dirty = true;
+                return;
+        }
+        job->kind = JOB_APPEND;
+        job->jf = j->jf;
+        job->vm_id = vm->id;
+        job->buf = TAKE_PTR(j->buf);
+        job->len = j->len;
+        job->acks = TAKE_PTR(j->acks);
+        job->n_acks = j->n_acks;
+        job->replies = TAKE_PTR(j->replies);
+        job->n_replies = j->n_replies;
+        j->len = j->cap = j->n_acks = j->cap_acks = j->n_replies = j->cap_replies = 0;
+        persist_submit(p, job);
+        if (p->cfg.compact_records && j->since_snapshot >= p->cfg.compact_records)
+                queue_snapshot(p, vm, j);
+}
+
+static int persist_on_flush(sd_event_source *s, void *userdata)
+{
+        struct persist *p = userdata;
+        struct vm_journal *j;
+
+        while ((j = LIST_FIRST(&p->dirty))) {
+                LIST_REMOVE(j, link);
+                j->in_list = false;
+                if (j->dirty)
+                        persist_flush_one(p, j);
+        }
+        return 0;
+}
+
+/**
+ * vm_journal_drop() - free the loop's side of @vm's journal; with
+ * @delete_file, the file is deleted after everything queued before
+ */
+static void vm_journal_drop(struct persist *p, struct vm *vm, bool delete_file)
+{
+        struct vm_journal *j = vm->journal;
+
+        if (!j)
+                return;
+        if (j->in_list)
+                LIST_REMOVE(j, link);
+        if (j->dirty)
+                persist_flush_one(p, j);
+        if (delete_file && persist_enabled(p)) {
+                struct pjob *job = calloc(1, sizeof(*job));
+
+                if (job) {
+                        job->kind = JOB_DELETE;
+                        job->jf = j->jf;
+                        job->vm_id = vm->id;
+                        persist_submit(p, job);
+                } else
+                        log_error("VM %s: out of memory: journal %s not deleted", vm->name, j->jf->name);
+        }
+        free(j->buf);
+        free(j->acks);
+        free(j->replies);
+        free(j);
+        vm->journal = NULL;
+}
+
+void persist_vm_forgotten(struct vm *vm)
+{
+        vm_journal_drop(vm->daemon->persist, vm, true);
+}
+
+void persist_vm_free(struct vm *vm)
+{
+        vm_journal_drop(vm->daemon->persist, vm, false);
+}
+
+/* ------------------------------------------------------------------ replay */
+
+/**
+ * load_apply() - apply one journal record to @vm (being rebuilt)
+ */
+static void load_apply(struct vm *vm, const Memconv__JournalRecord *rec)
+{
+        switch (rec->body_case) {
+        case MEMCONV__JOURNAL_RECORD__BODY_REGION: {
+                const Memconv__JournalRegion *r = rec->region;
+
+                if (r->removed)
+                        vm_known_region_forget(vm, r->slot);
+                else
+                        (void) vm_known_region_remember(vm, r->slot, r->gpa, r->size, r->has_shared);
+                if (!r->removed && r->initial == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE && mc_range_valid(r->gpa, r->size))
+                        (void) mc_rangemap_set(vm->attrs, r->gpa, r->gpa + r->size, MC_ATTR_PRIVATE);
+                break;
+        }
+        case MEMCONV__JOURNAL_RECORD__BODY_CHANGE: {
+                const Memconv__HistoryRecord *c = rec->change;
+                bool to = c->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
+                struct history_record h = {
+                        .realtime_usec = c->realtime_usec,
+                        .gpa = c->gpa,
+                        .size = c->size,
+                        .request_id = c->request_id,
+                        .decision_id = c->decision_id,
+                        .vcpu = c->vcpu,
+                        .decision_latency_usec = (uint32_t) c->decision_latency_usec,
+                        .to_private = to,
+                        .implicit = c->implicit,
+                        .source = (uint8_t) c->source,
+                        .result = (uint8_t) c->result,
+                };
+
+                if (c->seq > vm->history.last_seq + 1 || c->seq <= vm->history.last_seq)
+                        vm->history.last_seq = c->seq - 1;  /* follow the file's numbering */
+                history_append(&vm->history, &h);
+                if (c->result != MEMCONV__CHANGE_RESULT__CHANGE_RESULT_COMMITTED || !mc_range_valid(c->gpa, c->size))
+                        break;
+                (void) mc_rangemap_set(vm->attrs, c->gpa, c->gpa + c->size, to ? MC_ATTR_PRIVATE : 0);
+                vm->stats.conversions[c->implicit][to]++;
+                if (to)
+                        vm->stats.bytes_to_private += c->size;
+                else
+                        vm->stats.bytes_to_shared += c->size;
+                break;
+        }
+        case MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT: {
+                const Memconv__JournalSnapshot *sn = rec->snapshot;
+
+                mc_rangemap_clear(vm->attrs);
+                vm->n_known = 0;
+                for (size_t i = 0; i < sn->n_regions; i++)
+                        (void) vm_known_region_remember(vm, sn->regions[i]->slot, sn->regions[i]->gpa,
+                                                        sn->regions[i]->size, sn->regions[i]->has_shared);
+                for (size_t i = 0; i < sn->n_private_ranges; i++)
+                        if (mc_range_valid(sn->private_ranges[i]->gpa, sn->private_ranges[i]->size))
+                                (void) mc_rangemap_set(vm->attrs, sn->private_ranges[i]->gpa,
+                                                       sn->private_ranges[i]->gpa + sn->private_ranges[i]->size,
+                                                       MC_ATTR_PRIVATE);
+                if (sn->stats) {
+                        vm->stats.conversions[0][1] = sn->stats->explicit_to_private;
+                        vm->stats.conversions[0][0] = sn->stats->explicit_to_shared;
+                        vm->stats.conversions[1][1] = sn->stats->implicit_to_private;
+                        vm->stats.conversions[1][0] = sn->stats->implicit_to_shared;
+                        vm->stats.bytes_to_private = sn->stats->bytes_to_private;
+                        vm->stats.bytes_to_shared = sn->stats->bytes_to_shared;
+                        vm->stats.rolled_back = sn->stats->rolled_back;
+                }
+                vm->history.last_seq = sn->last_seq;
+                break;
+        }
+        default:
+                break;  /* VM (handled by the caller), detached, or a body from a newer daemon */
+        }
+}
+
+/**
+ * load_one() - rebuild the VM journaled in file @name
+ * Return: 1 loaded, 0 skipped (logged), negative errno
+ */
+static int load_one(struct persist *p, const char *name)
+{
+        _cleanup_close_ int fd = -EBADF;
+        struct mc_journal_reader *rd = NULL;
+        Memconv__JournalRecord *rec = NULL;
+        const Memconv__JournalVm *id;
+        const char *reason = NULL;
+        uint64_t records = 0, valid_end;
+        struct vm *vm = NULL;
+        int r;
+
+        fd = openat(p->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return log_warning_errno(errno, "Journal %s: cannot open; skipped", name), 0;
+        r = mc_journal_reader_open(fd, &rd, &reason);
+        if (r < 0)
+                return log_warning_errno(r, "Journal %s: %s; skipped", name, reason ? reason : "unreadable"), 0;
+        r = mc_journal_reader_next(rd, &rec);
+        if (r <= 0 || (rec->body_case != MEMCONV__JOURNAL_RECORD__BODY_VM &&
+                       rec->body_case != MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT)) {
+                log_warning("Journal %s: does not start with a VM or snapshot record; skipped", name);
+                if (r > 0)
+                        memconv__journal_record__free_unpacked(rec, NULL);
+                mc_journal_reader_free(rd);
+                return 0;
+        }
+        id = rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_VM ? rec->vm : rec->snapshot->vm;
+        if (!id || id->uuid.len != 16 || !id->name || id->vm_id == 0) {
+                log_warning("Journal %s: its first record does not identify a VM; skipped", name);
+                memconv__journal_record__free_unpacked(rec, NULL);
+                mc_journal_reader_free(rd);
+                return 0;
+        }
+        r = vm_new(p->daemon, NULL, id->uuid.data, id->name, id->cc_type, id->arch, id->uid, 0, &vm);
+        if (r < 0) {
+                memconv__journal_record__free_unpacked(rec, NULL);
+                mc_journal_reader_free(rd);
+                return log_error_errno(r, "Journal %s: cannot rebuild its VM", name);
+        }
+        vm_set_identity(vm, id->vm_id, id->token.len == 16 ? id->token.data : NULL);
+        for (;;) {
+                load_apply(vm, rec);
+                records++;
+                memconv__journal_record__free_unpacked(rec, NULL);
+                r = mc_journal_reader_next(rd, &rec);
+                if (r <= 0)
+                        break;
+        }
+        if (mc_journal_reader_tail(rd, &valid_end, &reason) > 0) {
+                log_warning("Journal %s: %s; the %" PRIu64 " record(s) before it are kept and the tail is cut off",
+                            name, reason, records);
+                r = mc_journal_truncate_tail(fd, valid_end);
+                if (r < 0)
+                        log_error_errno(r, "Journal %s: cannot cut the bad tail", name);
+                vm->stats.journal_errors++;
+        }
+        mc_journal_reader_free(rd);
+
+        /* Hand the fd to the journal thread's side: appends continue in this file. */
+        {
+                struct vm_journal *j = vm_journal_get(vm);
+
+                if (j)
+                        j->jf->fd = TAKE_FD(fd);
+        }
+        log_info("VM %s (%s, id %" PRIu64 ") restored from %s: %" PRIu64 " records, %" PRIu64 " private bytes, "
+                 "history up to #%" PRIu64, vm->name, vm->uuid_str, vm->id, name, records,
+                 mc_rangemap_bytes(vm->attrs, 0, UINT64_MAX, MC_ATTR_PRIVATE), vm->history.last_seq);
+        return 1;
+}
+
+int persist_load(struct persist *p)
+{
+        _cleanup_close_ int dfd = -EBADF;
+        struct dirent *de;
+        DIR *dir;
+        int n = 0;
+
+        if (!persist_enabled(p))
+                return 0;
+        dfd = fcntl(p->dirfd, F_DUPFD_CLOEXEC, 3);
+        if (dfd < 0)
+                return log_error_errno(errno, "Cannot read the state directory %s", p->cfg.state_dir);
+        dir = fdopendir(TAKE_FD(dfd));
+        if (!dir)
+                return log_error_errno(errno, "Cannot read the state directory %s", p->cfg.state_dir);
+        while ((de = readdir(dir))) {
+                size_t l = strlen(de->d_name);
+
+                if (strstr(de->d_name, ".tmp.")) {
+                        /* A compaction or creation a crash interrupted: the old file is intact. */
+                        log_notice("Removing %s/%s left by an interrupted journal rewrite", p->cfg.state_dir, de->d_name);
+                        (void) unlinkat(p->dirfd, de->d_name, 0);
+                        continue;
+                }
+                if (strncmp(de->d_name, "vm-", 3) != 0 || l < 12 || strcmp(de->d_name + l - 8, ".journal") != 0)
+                        continue;
+                if (load_one(p, de->d_name) > 0)
+                        n++;
+        }
+        closedir(dir);
+        return n;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+int persist_new(struct daemon *d, const struct persist_config *cfg, struct persist **ret)
+{
+        struct persist *p;
+        int r;
+
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        p->daemon = d;
+        p->cfg = *cfg;
+        p->dirfd = -EBADF;
+        p->efd = -EBADF;
+        LIST_INIT(&p->dirty);
+        LIST_INIT(&p->files);
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        d->persist = p;
+
+        r = sd_event_add_defer(d->event, &p->flush_source, persist_on_flush, p);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(p->flush_source, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(p->flush_source, "journal-flush");
+        /* After every other event of the iteration: one flush per wake-up. */
+        (void) sd_event_source_set_priority(p->flush_source, SD_EVENT_PRIORITY_IDLE);
+
+        if (cfg->state_dir) {
+                (void) mkdir(cfg->state_dir, 0700);
+                p->dirfd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (p->dirfd < 0) {
+                        r = log_error_errno(errno, "Cannot open the state directory %s", cfg->state_dir);
+                        goto fail;
+                }
+                p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (p->efd < 0) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                r = sd_event_add_io(d->event, &p->done_source, p->efd, EPOLLIN, persist_on_done, p);
+                if (r < 0)
+                        goto fail;
+                (void) sd_event_source_set_description(p->done_source, "journal-done");
+                r = -pthread_create(&p->thread, NULL, persist_thread, p);
+                if (r < 0)
+                        goto fail;
+                p->thread_started = true;
+        }
+        *ret = p;
+        return 0;
+fail:
+        log_error_errno(r, "Cannot set up the conversion journal");
+        persist_free(p);
+        d->persist = NULL;
+        return r;
+}
+
+struct persist *persist_free(struct persist *p)
+{
+        struct jfile *jf;
+
+        if (!p)
+                return NULL;
+        /* Whatever is pending goes to disk (and its VMMs are told) before we stop. */
+        persist_on_flush(NULL, p);
+        if (p->thread_started) {
+                pthread_mutex_lock(&p->lock);
+                p->stopping = true;
+                pthread_cond_broadcast(&p->cond);
+                pthread_mutex_unlock(&p->lock);
+                pthread_join(p->thread, NULL);
+        }
+        persist_drain(p);
+        while ((jf = LIST_FIRST(&p->files))) {
+                LIST_REMOVE(jf, link);
+                safe_close(jf->fd);
+                free(jf);
+        }
+        sd_event_source_disable_unref(p->flush_source);
+        sd_event_source_disable_unref(p->done_source);
+        safe_close(p->efd);
+        safe_close(p->dirfd);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return NULL;
+}
