@@ -254,20 +254,21 @@ static Memconv__VmInfo *vm_to_pb(struct arena *a, struct daemon *d, struct vm *v
         m->attached_realtime_usec = vm->attached_realtime_usec;
         m->in_flight = vm->n_in_flight;
         m->waiting = vm->n_waiting;
-        if (vm->n_regions > 0) {
-                m->regions = arena_alloc(a, sizeof(*m->regions) * vm->n_regions);
-                for (size_t i = 0; m->regions && i < vm->n_regions; i++) {
+        /* Known regions: a detached VM keeps its map over the regions it had. */
+        if (vm->n_known > 0) {
+                m->regions = arena_alloc(a, sizeof(*m->regions) * vm->n_known);
+                for (size_t i = 0; m->regions && i < vm->n_known; i++) {
                         Memconv__RegionInfo *ri = arena_alloc(a, sizeof(*ri));
 
                         if (!ri)
                                 break;
                         memconv__region_info__init(ri);
-                        ri->slot = vm->regions[i]->slot;
-                        ri->gpa = vm->regions[i]->gpa;
-                        ri->size = vm->regions[i]->size;
-                        ri->has_shared = vm->regions[i]->shared_fd >= 0;
+                        ri->slot = vm->known[i].slot;
+                        ri->gpa = vm->known[i].gpa;
+                        ri->size = vm->known[i].size;
+                        ri->has_shared = vm->known[i].has_shared;
                         m->regions[m->n_regions++] = ri;
-                        ram += vm->regions[i]->size;
+                        ram += vm->known[i].size;
                 }
         }
         m->shared_bytes = ram - m->private_bytes;
@@ -430,6 +431,14 @@ static int ranges_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *us
         return 0;
 }
 
+static int known_cmp(const void *a, const void *b)
+{
+        const struct known_region *x = *(const struct known_region *const *) a;
+        const struct known_region *y = *(const struct known_region *const *) b;
+
+        return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
 static int handle_ranges(struct admin_conn *c, const Memconv__AdminRequest *req, struct arena *a,
                          Memconv__AdminReply *reply)
 {
@@ -437,6 +446,7 @@ static int handle_ranges(struct admin_conn *c, const Memconv__AdminRequest *req,
         struct vm *vm = resolve_or_refuse(c, req->id, rq->vm);
         uint64_t end = rq->end ? rq->end : UINT64_MAX;
         struct ranges_walk w = { .arena = a };
+        const struct known_region **known_sorted;
 
         if (!vm)
                 return 1;
@@ -445,17 +455,21 @@ static int handle_ranges(struct admin_conn *c, const Memconv__AdminRequest *req,
                                          "ranges: end 0x%" PRIx64 " is not above start 0x%" PRIx64, end, rq->start), 1;
         w.reply = arena_alloc(a, sizeof(*w.reply));
         w.limit = rq->limit && rq->limit < RANGES_PER_REPLY ? rq->limit : RANGES_PER_REPLY;
-        if (!w.reply)
+        known_sorted = arena_alloc(a, sizeof(*known_sorted) * (vm->n_known + 1));
+        if (!w.reply || !known_sorted)
                 return -ENOMEM;
+        for (size_t i = 0; i < vm->n_known; i++)
+                known_sorted[i] = &vm->known[i];
+        qsort(known_sorted, vm->n_known, sizeof(*known_sorted), known_cmp);
         memconv__ranges_reply__init(w.reply);
         w.reply->ranges = arena_alloc(a, sizeof(*w.reply->ranges) * w.limit);
         if (!w.reply->ranges)
                 return -ENOMEM;
         w.filter = rq->filter;
         w.want_private = rq->attribute == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
-        /* Walk each region's part of the window: registered RAM only. */
-        for (size_t i = 0; i < vm->n_regions && !w.next; i++) {
-                const struct region *r = vm->regions[i];
+        /* Walk each region's part of the window: registered RAM only (in gpa order). */
+        for (size_t i = 0; i < vm->n_known && !w.next; i++) {
+                const struct known_region *r = known_sorted[i];
                 uint64_t s = r->gpa > rq->start ? r->gpa : rq->start;
                 uint64_t e = r->gpa + r->size < end ? r->gpa + r->size : end;
                 int q;

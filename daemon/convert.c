@@ -50,6 +50,7 @@ struct conversion {
         struct mc_plan plan;
         struct region **regions;     /* one reference per plan range */
         bool applied;
+        bool no_discard;             /* recorded after the fact (Reapplied): the backing is not ours to touch */
         unsigned discards_pending;
         uint64_t decided_usec;
 };
@@ -446,7 +447,7 @@ static void conversion_commit(struct vm *vm, struct conversion *c)
 
                 /* to private: the shared copy is stale; to shared: the private one. */
                 fd = to ? reg->shared_fd : reg->gmem_fd;
-                if (fd < 0)
+                if (fd < 0 || c->no_discard)
                         continue;
                 job = calloc(1, sizeof(*job));
                 if (!job) {
@@ -505,7 +506,7 @@ int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint6
                         mc_plan_done(&plan);  /* the journal already has it */
                         continue;
                 }
-                /* What the VMM applied and we never recorded: record it now, discard as usual. */
+                /* What the VMM applied and we never recorded: record it now. */
                 c = calloc(1, sizeof(*c));
                 if (c)
                         c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
@@ -522,14 +523,101 @@ int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint6
                 for (size_t k = 0; k < c->plan.n_ranges; k++)
                         c->regions[k] = region_ref(vm->regions[c->plan.ranges[k].region]);
                 c->decided_usec = daemon_now();
+                /* Never discard for it: a later conversion of the same range may already be
+                 * in use by the guest, and a late punch would destroy what it wrote. */
+                c->no_discard = true;
                 TAILQ_INSERT_TAIL(&vm->conversions, c, link);
                 vm->n_in_flight++;
                 vm->stats.reapplied++;
-                log_notice("VM %s: recorded [0x%" PRIx64 ", +0x%" PRIx64 ") as %s, applied before the daemon restarted",
-                           vm->name, one.gpa, one.size, attr_name(one.to_private));
+                log_debug("VM %s: recorded [0x%" PRIx64 ", +0x%" PRIx64 ") as %s, applied before the daemon restarted",
+                          vm->name, one.gpa, one.size, attr_name(one.to_private));
                 conversion_commit(vm, c);
         }
         return 0;
+}
+
+struct reconcile_walk {
+        struct vm *vm;
+        struct conversion *c;
+        struct region *reg;
+        unsigned jobs;
+};
+
+static int reconcile_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        struct reconcile_walk *w = userdata;
+        bool private_ = value & MC_ATTR_PRIVATE;
+        struct region *reg = w->reg;
+        int fd = private_ ? reg->shared_fd : reg->gmem_fd;
+        struct discard_job *job;
+
+        if (fd < 0)
+                return 0;
+        job = calloc(1, sizeof(*job));
+        if (!job)
+                return -ENOMEM;
+        job->conv = w->c;
+        job->region = region_ref(reg);
+        job->fd = fd;
+        job->gpa = start;
+        job->queued_usec = daemon_now();
+        job->offset = (private_ ? reg->shared_offset : reg->gmem_offset) + (start - reg->gpa);
+        job->length = end - start;
+        w->c->discards_pending++;
+        w->jobs++;
+        discarder_submit(w->vm->daemon->discarder, job);
+        return 0;
+}
+
+void convert_reconcile(struct vm *vm)
+{
+        unsigned jobs = 0;
+
+        for (size_t i = 0; i < vm->n_regions; i++) {
+                struct region *reg = vm->regions[i];
+                struct reconcile_walk w = { .vm = vm, .reg = reg };
+                struct conversion *c;
+
+                if (mc_rangemap_any(vm->busy, reg->gpa, reg->gpa + reg->size)) {
+                        log_warning("VM %s: region slot %" PRIu32 " is busy; its backing is not reconciled",
+                                    vm->name, reg->slot);
+                        continue;
+                }
+                c = calloc(1, sizeof(*c));
+                if (c) {
+                        c->plan.ranges = calloc(1, sizeof(*c->plan.ranges));
+                        c->regions = calloc(1, sizeof(*c->regions));
+                }
+                if (!c || !c->plan.ranges || !c->regions) {
+                        if (c) {
+                                free(c->plan.ranges);
+                                free(c->regions);
+                        }
+                        free(c);
+                        log_error("VM %s: out of memory: backing not reconciled", vm->name);
+                        return;
+                }
+                /* One busy range over the whole region: conversions wait for the punches. */
+                c->plan.outcome = MC_PLAN_APPLY;
+                c->plan.ranges[0] = (struct mc_plan_range) { reg->gpa, reg->size, i };
+                c->plan.n_ranges = 1;
+                c->plan.bytes_change = reg->size;
+                c->regions[0] = region_ref(reg);
+                c->vm = vm;
+                c->applied = true;
+                (void) busy_set(vm, &c->plan, 1);
+                TAILQ_INSERT_TAIL(&vm->conversions, c, link);
+                vm->n_in_flight++;
+                c->discards_pending = 1; /* held while jobs are queued */
+                w.c = c;
+                if (mc_rangemap_walk(vm->attrs, reg->gpa, reg->gpa + reg->size, reconcile_walk_fn, &w) < 0)
+                        log_error("VM %s: out of memory: backing of slot %" PRIu32 " partly reconciled",
+                                  vm->name, reg->slot);
+                jobs += w.jobs;
+                if (--c->discards_pending == 0)
+                        conversion_finish(c);
+        }
+        log_info("VM %s: resumed; discarding the stale side of every range (%u discard(s))", vm->name, jobs);
 }
 
 int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, struct mc_msg_error *err)

@@ -54,6 +54,13 @@ int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, str
 int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint64_t (*ranges)[2], size_t n,
                       struct mc_msg_error *err);
 
+/**
+ * convert_reconcile() - after a resume, discard the stale side of every
+ * range (pending discards died with the old daemon); each region is busy
+ * until its discards are done
+ */
+void convert_reconcile(struct vm *vm);
+
 /** convert_discard_done() - discarder completion callback (userdata: daemon) */
 void convert_discard_done(struct discard_job *job, void *userdata);
 

@@ -39,6 +39,7 @@ struct daemon_config {
         char *state_dir;         /* owned */
         bool journal;            /* keep a conversion journal in state_dir */
         uint64_t journal_compact;
+        size_t history_records;  /* per-VM history ring */
 };
 
 struct daemon {

@@ -30,6 +30,7 @@
 #include "admin.h"
 #include "convert.h"
 #include "daemon.h"
+#include "history.h"
 #include "discard.h"
 #include "log.h"
 #include "persist.h"
@@ -125,10 +126,11 @@ static void help(void)
                "     --state-dir=DIR         Where VM journals are kept (default %s)\n"
                "     --journal=BOOL          Keep a durable conversion journal (default yes)\n"
                "     --journal-compact=N     Snapshot a VM's journal after N records (default %d)\n"
+               "     --history-records=N     History records kept in memory per VM (default %d)\n"
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
                "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n",
-               DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT);
+               DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT, HISTORY_DEFAULT_CAPACITY);
 }
 
 /**
@@ -138,7 +140,7 @@ static void help(void)
 static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *log_level, int *log_target)
 {
         enum { ARG_VERSION = 0x100, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
-               ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
+               ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
                ARG_SUMMARY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -150,6 +152,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *lo
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "journal", required_argument, NULL, ARG_JOURNAL },
                 { "journal-compact", required_argument, NULL, ARG_JOURNAL_COMPACT },
+                { "history-records", required_argument, NULL, ARG_HISTORY_RECORDS },
                 { "discard-threads", required_argument, NULL, ARG_DISCARD_THREADS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
@@ -214,6 +217,15 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *lo
                                 return -EINVAL;
                         }
                         cfg->journal_compact = v;
+                        break;
+                case ARG_HISTORY_RECORDS:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || v < 16 || v > 10000000) {
+                                fprintf(stderr, "memconvd: --history-records takes 16..10000000, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
+                        cfg->history_records = v;
                         break;
                 case ARG_ADMIN_SOCKET:
                         free(cfg->admin_socket_path);
@@ -378,6 +390,7 @@ int main(int argc, char *argv[])
                         .admin_group = (gid_t) -1,
                         .journal = true,
                         .journal_compact = DEFAULT_JOURNAL_COMPACT,
+                        .history_records = HISTORY_DEFAULT_CAPACITY,
                         .discard_threads = 1,
                         .summary_interval_usec = 1000000,
                 },

@@ -403,6 +403,12 @@ static int handle_reapplied(struct session *s, const Memconv__Message *m, int *f
         return 0;
 }
 
+static int handle_resumed(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        convert_reconcile(s->vm);
+        return session_send_ok(s, m->id);
+}
+
 struct handler {
         Memconv__Message__BodyCase body;
         bool needs_vm;
@@ -419,6 +425,7 @@ static const struct handler handlers[] = {
         { MEMCONV__MESSAGE__BODY_CONVERT, true, handle_convert },
         { MEMCONV__MESSAGE__BODY_APPLIED, true, handle_applied },
         { MEMCONV__MESSAGE__BODY_REAPPLIED, true, handle_reapplied },
+        { MEMCONV__MESSAGE__BODY_RESUMED, true, handle_resumed },
 };
 
 /**

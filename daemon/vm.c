@@ -76,7 +76,7 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
                 return -ENOMEM;
         vm->name = strdup(name);
         if (!vm->name || mc_rangemap_new(&vm->attrs) < 0 || mc_rangemap_new(&vm->busy) < 0 ||
-            mc_rangemap_new(&vm->discard_failed) < 0 || history_init(&vm->history, HISTORY_DEFAULT_CAPACITY) < 0) {
+            mc_rangemap_new(&vm->discard_failed) < 0 || history_init(&vm->history, d->config.history_records) < 0) {
                 history_done(&vm->history);
                 mc_rangemap_free(vm->discard_failed);
                 mc_rangemap_free(vm->busy);
@@ -456,8 +456,9 @@ uint64_t vm_private_bytes(struct vm *vm)
 {
         uint64_t total = 0;
 
-        for (size_t i = 0; i < vm->n_regions; i++)
-                total += mc_rangemap_bytes(vm->attrs, vm->regions[i]->gpa,
-                                           vm->regions[i]->gpa + vm->regions[i]->size, MC_ATTR_PRIVATE);
+        /* Known regions: the live ones, and those of a detached VM, whose map is kept. */
+        for (size_t i = 0; i < vm->n_known; i++)
+                total += mc_rangemap_bytes(vm->attrs, vm->known[i].gpa, vm->known[i].gpa + vm->known[i].size,
+                                           MC_ATTR_PRIVATE);
         return total;
 }

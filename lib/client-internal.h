@@ -68,6 +68,7 @@ struct mc_client {
         size_t n_unacked;
         unsigned generation;             /* bumped by every successful reconnect */
         bool reconnecting;
+        int recover_error;               /* 0, or why reconnecting failed for good */
         pthread_cond_t reconnected;
         unsigned reconnect_ms;           /* 0: do not reconnect */
         uint64_t reconnects;

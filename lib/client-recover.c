@@ -348,6 +348,18 @@ static int recover_handshake(mc_client *c, int *ret_fd)
                 }
                 free(rec);
         }
+
+        /* Everything is said: the daemon may now discard what is stale. */
+        {
+                Memconv__Resumed rs = MEMCONV__RESUMED__INIT;
+
+                msg = (Memconv__Message) MEMCONV__MESSAGE__INIT;
+                msg.body_case = MEMCONV__MESSAGE__BODY_RESUMED;
+                msg.resumed = &rs;
+                r = recover_simple(c, fd, &msg, NULL, 0, MEMCONV__MESSAGE__BODY_REPLY);
+                if (r < 0)
+                        return r;
+        }
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -362,10 +374,13 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
         while (c->reconnecting)
                 pthread_cond_wait(&c->reconnected, &c->lock);
         if (c->generation != gen) {
-                /* Someone else already reconnected (or gave up). */
-                r = c->dead ? c->dead : 0;
-                pthread_mutex_unlock(&c->lock);
-                return r;
+                /* Someone else reconnected meanwhile: use that connection, unless
+                 * their attempt failed for good or it has died again already. */
+                if (c->recover_error || !c->dead) {
+                        r = c->recover_error;
+                        pthread_mutex_unlock(&c->lock);
+                        return r;
+                }
         }
         c->reconnecting = true;
         pthread_mutex_unlock(&c->lock);
@@ -393,8 +408,10 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
                 c->dead = 0;
                 c->reading = false;
                 c->reconnects++;
-        } else
+        } else {
                 c->dead = r;
+                c->recover_error = r;  /* sticky: later calls fail at once */
+        }
         c->generation++;
         c->reconnecting = false;
         pthread_cond_broadcast(&c->reconnected);

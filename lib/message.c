@@ -304,6 +304,7 @@ static const struct type_rule type_rules[] = {
         { MEMCONV__MESSAGE__BODY_REPLY, "reply", MC_MSG_TO_CLIENT, false, check_none },
         { MEMCONV__MESSAGE__BODY_COMMITTED, "committed", MC_MSG_TO_CLIENT, false, check_committed },
         { MEMCONV__MESSAGE__BODY_REAPPLIED, "reapplied", MC_MSG_TO_DAEMON, true, check_reapplied },
+        { MEMCONV__MESSAGE__BODY_RESUMED, "resumed", MC_MSG_TO_DAEMON, true, check_none },
 };
 
 static const struct type_rule *type_rule_find(Memconv__Message__BodyCase c)

@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""bench.py - run the memconvd benchmark suite and report it (tests/bench/run.sh calls this).
+
+Everything is measured in this one run, on this machine, so every ratio compares numbers taken
+minutes apart under the same load:
+
+  floor       SOCK_SEQPACKET ping-pong between two processes (same core, cross core, free) and
+              the real KVM_EXIT_IO round trip of a two-instruction guest (memconv-bench);
+  conversion  the same guests converting in the VMM as QEMU does ("inline", the baseline) and
+              through a real memconvd + libmemconv ("memconvd"), for 4 KiB / 64 KiB / 2 MiB,
+              1 and 2 vCPUs, 1 and 16 VMs, explicit (MAP_GPA_RANGE) and implicit (memory fault),
+              and the daemon placed on the vCPU's core or the other one;
+  range map   lib/rangemap at 10^3..10^6 fragmented ranges against a per-page bitmap;
+  journal     conversions/s and latency with the durable journal against --journal=no, when the
+              daemon has a journal (else a "not yet measurable" row, never an invented number);
+  restart     not measurable yet: reported as such.
+
+Each conversion configuration runs RUNS times, inline and memconvd alternating, each memconvd run
+on a fresh daemon on a private socket. A row's median is the median of the runs' medians, its p99
+the median of the runs' p99s. Rows: name, median, p99, unit, baseline, ratio, target, met.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+KIB = 1024
+MIB = 1024 * 1024
+SIZES = {4 * KIB: "4k", 64 * KIB: "64k", 2 * MIB: "2m"}
+NOT_MEASURABLE = "not yet measurable: no journal"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Daemon:
+    """A memconvd on a private socket in a temporary directory, started fresh per run."""
+
+    def __init__(self, binary, workdir, placement, extra=()):
+        self.dir = tempfile.mkdtemp(prefix="memconv-bench.", dir=workdir)
+        self.sock = os.path.join(self.dir, "vmm.sock")
+        self.log = open(os.path.join(self.dir, "daemon.log"), "w")
+        cmd = [binary, "--socket", self.sock, "--log-target=stderr"]
+        if daemon_supports(binary, "--state-dir"):
+            os.mkdir(os.path.join(self.dir, "state"))
+            cmd.append("--state-dir=" + os.path.join(self.dir, "state"))
+        self.proc = subprocess.Popen(cmd + list(extra), stdout=subprocess.DEVNULL, stderr=self.log)
+        for _ in range(500):
+            if os.path.exists(self.sock):
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("memconvd exited during startup, see " + self.log.name)
+            time.sleep(0.01)
+        else:
+            raise RuntimeError("memconvd did not create its socket")
+        cpu = {"same": "0", "cross": "1"}.get(placement)
+        if cpu is not None:
+            subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(self.proc.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_kib(self):
+        out = {}
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                key = line.split(":")[0]
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(line.split()[1])
+        return out
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        if rc != 0:
+            raise RuntimeError(f"memconvd exited with {rc}, see {self.log.name}")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_help_cache = {}
+
+
+def daemon_supports(binary, option):
+    """Whether memconvd --help lists @option (the suite runs against older and newer daemons)."""
+    if binary not in _help_cache:
+        _help_cache[binary] = subprocess.run([binary, "--help"], stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, text=True).stdout
+    return option in _help_cache[binary]
+
+
+def run_lines(cmd):
+    """Run a benchmark program; return its metric lines as dicts."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode == 77:
+        raise SystemExit("SKIP: " + " ".join(cmd) + ": /dev/kvm or guest_memfd not usable here\n"
+                         + p.stderr)
+    if p.returncode != 0:
+        raise RuntimeError(" ".join(cmd) + f" failed ({p.returncode}):\n" + p.stderr)
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+class Suite:
+    def __init__(self, args):
+        self.a = args
+        # A snapshot of the binaries: the build tree may be rebuilt while the suite runs.
+        self.snap = tempfile.mkdtemp(prefix="memconv-bench-bin.", dir=args.workdir)
+        for src in ("tests/bench/memconv-bench", "tests/bench/bench-rangemap", "memconvd",
+                    ".libs/libmemconv.so.0"):
+            path = os.path.realpath(os.path.join(args.top, src))
+            with open(path, "rb") as f:
+                if f.read(4) != b"\x7fELF":  # a libtool wrapper script: take the real program
+                    d, b = os.path.split(path)
+                    path = os.path.join(d, ".libs", b)
+            shutil.copy(path, self.snap)
+        os.environ["LD_LIBRARY_PATH"] = self.snap + ":" + os.environ.get("LD_LIBRARY_PATH", "")
+        self.bench = os.path.join(self.snap, "memconv-bench")
+        self.rangemap = os.path.join(self.snap, "bench-rangemap")
+        self.daemon = os.path.join(self.snap, "memconvd")
+        self.rows = []
+        self.raw = []
+
+    def row(self, name, median, p99, unit, baseline=None, ratio=None, target=None, met=None, **extra):
+        r = {"name": name, "median": median, "p99": p99, "unit": unit, "baseline": baseline,
+             "ratio": ratio, "target": target, "met": met}
+        r.update(extra)
+        self.rows.append(r)
+        return r
+
+    def compare(self, name, value, p99, unit, base_name, base_value, target=None, cmp=None, **extra):
+        ratio = value / base_value if value is not None and base_value else None
+        met = None
+        if target is not None and ratio is not None:
+            met = ratio <= target if cmp == "<=" else ratio >= target
+        return self.row(name, value, p99, unit, base_name, ratio,
+                        f"ratio {cmp} {target}" if target is not None else None, met, **extra)
+
+    # ------------------------------------------------------------------ floor
+    def floor(self):
+        log("floor: SOCK_SEQPACKET ping-pong")
+        for placement in ("same", "cross", "free"):
+            runs = []
+            for _ in range(self.a.runs):
+                runs += run_lines([self.bench, "pingpong", "--placement", placement,
+                                   "--iterations", str(self.a.scale(4000))])
+            self.raw += runs
+            self.row(f"floor.seqpacket.{placement}", med(r["median"] for r in runs),
+                     med(r["p99"] for r in runs), "us")
+        log("floor: KVM_EXIT_IO round trip")
+        for placement in ("free", "same"):
+            runs = []
+            for _ in range(self.a.runs):
+                runs += run_lines([self.bench, "kvm", "--mode", "floor", "--per-round",
+                                   str(self.a.scale(1000)), "--rounds", "4", "--placement", placement,
+                                   "--label", f"floor.kvm_exit_io.{placement}"])
+            self.raw += runs
+            rt = [r for r in runs if r["metric"] == "roundtrip"]
+            self.row(f"floor.kvm_exit_io.{placement}", med(r["median"] for r in rt),
+                     med(r["p99"] for r in rt), "us")
+
+    # ------------------------------------------------------------------ conversions
+    def conversion_configs(self):
+        cfgs = []
+        for vms in (1, 16):
+            for vcpus in (1, 2):
+                for size in (4 * KIB, 64 * KIB, 2 * MIB):
+                    cfgs.append(("explicit", size, vcpus, vms, "free"))
+                cfgs.append(("implicit", 4 * KIB, vcpus, vms, "free"))
+        for size in (4 * KIB, 2 * MIB):
+            for placement in ("same", "cross"):
+                cfgs.append(("explicit", size, 1, 1, placement))
+        return cfgs
+
+    def per_round(self, size, vms):
+        base = {4 * KIB: 1000, 64 * KIB: 300, 2 * MIB: 24}[size]
+        if vms > 1:
+            base = max(4, base // 5)
+        return self.a.scale(base)
+
+    def one_conversion_run(self, mode, kind, size, vcpus, vms, placement, label, daemon_extra=()):
+        cmd = [self.bench, "kvm", "--mode", mode, "--kind", kind, "--size", str(size),
+               "--vcpus", str(vcpus), "--vms", str(vms), "--per-round", str(self.per_round(size, vms)),
+               "--rounds", "6", "--placement", placement, "--label", label]
+        if mode == "inline":
+            lines = run_lines(cmd)
+            extra = {}
+        else:
+            d = Daemon(self.daemon, self.a.workdir, placement, daemon_extra)
+            try:
+                cpu0 = d.cpu_seconds()
+                lines = run_lines(cmd + ["--socket", d.sock])
+                cpu1 = d.cpu_seconds()
+                mem = d.memory_kib()
+            finally:
+                d.stop()
+            conv = next(r for r in lines if r["metric"] == "throughput")["conversions"]
+            extra = {"daemon_cpu_us_per_conv": (cpu1 - cpu0) * 1e6 / conv,
+                     "daemon_rss_kib": mem.get("VmRSS"), "daemon_hwm_kib": mem.get("VmHWM")}
+        for r in lines:
+            r["run_mode"] = mode
+            r.update(extra)
+        self.raw += lines
+        return {r["metric"]: r for r in lines}, extra
+
+    def conversions(self):
+        for kind, size, vcpus, vms, placement in self.conversion_configs():
+            label = f"conv.{kind}.{SIZES[size]}.{vms}vm.{vcpus}vcpu.{placement}"
+            log(f"conversion: {label}")
+            res = {"inline": [], "daemon": []}
+            extras = []
+            for _ in range(self.a.runs):
+                for mode in ("inline", "daemon"):
+                    lines, extra = self.one_conversion_run(mode, kind, size, vcpus, vms, placement, label)
+                    res[mode].append(lines)
+                    if mode == "daemon":
+                        extras.append(extra)
+
+            def agg(mode, metric, field="median"):
+                return med(r[metric][field] for r in res[mode])
+
+            lat_target = {4 * KIB: 1.3, 2 * MIB: 0.2}.get(size)
+            for metric, unit in (("latency", "us"), ("roundtrip", "us")):
+                base = f"{label}.inline.{metric}"
+                self.row(base, agg("inline", metric), agg("inline", metric, "p99"), unit,
+                         to_private=agg("inline", metric, "median_to_private"),
+                         to_shared=agg("inline", metric, "median_to_shared"))
+                self.compare(f"{label}.memconvd.{metric}", agg("daemon", metric),
+                             agg("daemon", metric, "p99"), unit, base, agg("inline", metric),
+                             lat_target if metric == "latency" else None, "<=",
+                             to_private=agg("daemon", metric, "median_to_private"),
+                             to_shared=agg("daemon", metric, "median_to_shared"))
+            base = f"{label}.inline.throughput"
+            self.row(base, agg("inline", "throughput"), None, "conv/s")
+            self.compare(f"{label}.memconvd.throughput", agg("daemon", "throughput"), None, "conv/s",
+                         base, agg("inline", "throughput"), 1.0 if vcpus == 2 else None, ">=")
+            base = f"{label}.inline.vmm_cpu"
+            self.row(base, agg("inline", "throughput", "vmm_cpu_us_per_conv"), None, "us/conv")
+            self.compare(f"{label}.memconvd.vmm_cpu", agg("daemon", "throughput", "vmm_cpu_us_per_conv"),
+                         None, "us/conv", base, agg("inline", "throughput", "vmm_cpu_us_per_conv"))
+            self.row(f"{label}.memconvd.daemon_cpu", med(e["daemon_cpu_us_per_conv"] for e in extras),
+                     None, "us/conv")
+            self.row(f"{label}.memconvd.daemon_rss", med(e["daemon_rss_kib"] for e in extras), None,
+                     "KiB", hwm_kib=max(e["daemon_hwm_kib"] or 0 for e in extras))
+
+    # ------------------------------------------------------------------ range map
+    def rangemap_curve(self):
+        log("range map: 10^3 .. 10^6 ranges")
+        lines = run_lines([self.rangemap, str(self.a.rangemap_max)])
+        self.raw += lines
+        by = {r["name"]: r for r in lines}
+        ns = []
+        n = 1000
+        while n <= self.a.rangemap_max:
+            ns.append(n)
+            n *= 10
+        for n in ns:
+            for op in ("lookup", "update"):
+                b = by[f"bitmap.n{n}.{op}"]
+                self.row(f"bitmap.n{n}.{op}", b["median"], b["p99"], "ns")
+                r = by[f"rangemap.n{n}.{op}"]
+                self.compare(f"rangemap.n{n}.{op}", r["median"], r["p99"], "ns", f"bitmap.n{n}.{op}",
+                             b["median"])
+            for op in ("lookup_hot", "insert"):
+                r = by[f"rangemap.n{n}.{op}"]
+                self.row(f"rangemap.n{n}.{op}", r["median"], r["p99"], "ns")
+            b = by[f"bitmap.n{n}.bytes_per_range"]
+            self.row(f"bitmap.n{n}.bytes_per_range", b["median"], None, "B",
+                     note="1 TiB guest: 32 MiB whatever the number of ranges")
+            r = by[f"rangemap.n{n}.bytes_per_range"]
+            row = self.compare(f"rangemap.n{n}.bytes_per_range", r["median"], None, "B",
+                               f"bitmap.n{n}.bytes_per_range", b["median"],
+                               heap_bytes_per_range=r["heap_bytes_per_range"])
+            row["target"] = "<= 64 B"
+            row["met"] = r["median"] <= 64
+            row = self.row(f"rangemap.n{n}.heap_bytes_per_range", r["heap_bytes_per_range"], None, "B",
+                           target="<= 64 B", met=r["heap_bytes_per_range"] <= 64,
+                           note="malloc's view (mallinfo2), allocator overhead included")
+        if len(ns) >= 2:
+            lo, hi = ns[0], ns[-1]
+            log_ratio = math.log2(hi) / math.log2(lo)
+            for op in ("lookup_hot", "lookup", "update"):
+                g = by[f"rangemap.n{hi}.{op}"]["median"] / by[f"rangemap.n{lo}.{op}"]["median"]
+                # O(log n) would grow by log2(hi)/log2(lo) (2.0 for 10^3 -> 10^6); allow 2x for
+                # constant factors. O(n) would grow 1000x.
+                self.row(f"rangemap.{op}.growth_n{lo}_to_n{hi}", g, None, "x",
+                         target=f"<= {2 * log_ratio:.1f} (O(log n): {log_ratio:.1f})"
+                         if op == "lookup_hot" else None,
+                         met=(g <= 2 * log_ratio) if op == "lookup_hot" else None)
+
+    # ------------------------------------------------------------------ journal, restart
+    def journal(self):
+        if not daemon_supports(self.daemon, "--journal="):
+            self.row("journal.durable.throughput", None, None, "conv/s", "journal.disabled.throughput",
+                     None, "loss <= 10%", None, status=NOT_MEASURABLE)
+        else:
+            for vcpus in (1, 2):
+                label = f"journal.explicit.4k.1vm.{vcpus}vcpu"
+                log(f"journal: {label}, durable vs --journal=no")
+                res = {"no": [], "yes": []}
+                for _ in range(self.a.runs):
+                    for j in ("no", "yes"):
+                        lines, _ = self.one_conversion_run("daemon", "explicit", 4 * KIB, vcpus, 1, "free",
+                                                           f"{label}.{j}", ("--journal=" + j,))
+                        res[j].append(lines)
+                t = {j: med(r["throughput"]["median"] for r in res[j]) for j in res}
+                lat = {j: med(r["latency"]["median"] for r in res[j]) for j in res}
+                self.row(f"{label}.disabled.throughput", t["no"], None, "conv/s")
+                self.compare(f"{label}.durable.throughput", t["yes"], None, "conv/s",
+                             f"{label}.disabled.throughput", t["no"], 0.9, ">=")
+                self.row(f"{label}.disabled.latency", lat["no"], med(r["latency"]["p99"] for r in res["no"]), "us")
+                self.compare(f"{label}.durable.latency", lat["yes"], med(r["latency"]["p99"] for r in res["yes"]),
+                             "us", f"{label}.disabled.latency", lat["no"])
+        self.row("restart.ready_with_1e6_records", None, None, "s", None, None, "<= 1 s", None,
+                 status="not yet measurable: no way yet to make a 10^6-record journal quickly")
+
+
+def machine_info():
+    info = {"hostname": platform.node(), "kernel": platform.release(), "cpus": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            info["mem_kib"] = int(f.readline().split()[1])
+    except OSError:
+        pass
+    info["loadavg_start"] = os.getloadavg()
+    return info
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    return f"{v:.{digits}g}" if abs(v) < 1 else f"{v:.{digits + 1}g}"
+
+
+def print_table(rows, out):
+    head = ("name", "median", "p99", "unit", "baseline", "ratio", "target", "met")
+    cells = []
+    for r in rows:
+        base = r["baseline"] or "-"
+        if r["baseline"]:  # the table shows the baseline relative to the row's own name
+            a, b = r["name"].split("."), r["baseline"].split(".")
+            while len(a) > 1 and len(b) > 1 and a[0] == b[0]:
+                a, b = a[1:], b[1:]
+            base = ".".join(b)
+        if r.get("status"):
+            cells.append((r["name"], r["status"], "", r["unit"], base, "-", r["target"] or "-", "-"))
+            continue
+        cells.append((r["name"], fmt(r["median"]), fmt(r["p99"]), r["unit"], base,
+                      fmt(r["ratio"]) if r["ratio"] is not None else "-", r["target"] or "-",
+                      fmt(r["met"]) if r["met"] is not None else "-"))
+    widths = [max(len(str(c[i])) for c in cells + [head]) for i in range(len(head))]
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths))
+    print(line, file=out)
+    print("-" * len(line), file=out)
+    for c in cells:
+        print("  ".join(str(x).ljust(w) for x, w in zip(c, widths)), file=out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--top", default=".", help="the build tree (memconvd, tests/bench/*)")
+    ap.add_argument("--output", default="build/bench-results.json")
+    ap.add_argument("--table", default=None, help="also write the table here")
+    ap.add_argument("--runs", type=int, default=5, help="runs per configuration (default 5)")
+    ap.add_argument("--quick", action="store_true", help="fewer samples, for a smoke test")
+    ap.add_argument("--only", default="floor,conversions,rangemap,journal")
+    ap.add_argument("--rangemap-max", type=int, default=1000000)
+    args = ap.parse_args()
+    factor = 0.2 if args.quick else 1.0
+    args.scale = lambda n: max(2, int(n * factor))
+    args.workdir = os.environ.get("TMPDIR", "/tmp")
+    if not (os.access("/dev/kvm", os.R_OK | os.W_OK)):
+        print("SKIP: /dev/kvm not available", file=sys.stderr)
+        return 77
+
+    s = Suite(args)
+    t0 = time.time()
+    parts = args.only.split(",")
+    info = machine_info()
+    if "floor" in parts:
+        s.floor()
+    if "conversions" in parts:
+        s.conversions()
+    if "rangemap" in parts:
+        s.rangemap_curve()
+    if "journal" in parts:
+        s.journal()
+    info["loadavg_end"] = os.getloadavg()
+    shutil.rmtree(s.snap, ignore_errors=True)
+    info["duration_s"] = round(time.time() - t0, 1)
+
+    try:
+        commit = subprocess.run(["git", "-C", args.top, "describe", "--always", "--dirty"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    result = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "commit": commit, "machine": info, "runs": args.runs, "quick": args.quick,
+              "rows": s.rows, "raw": s.raw}
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"memconvd benchmark, {result['date']}, {info.get('cpu', '?')}, {info['cpus']} CPUs, "
+          f"kernel {info['kernel']}, load {info['loadavg_start'][0]:.2f} -> {info['loadavg_end'][0]:.2f}, "
+          f"{info['duration_s']} s, commit {commit}")
+    print_table(s.rows, sys.stdout)
+    if args.table:
+        with open(args.table, "w") as f:
+            print_table(s.rows, f)
+    targets = [r for r in s.rows if r["met"] is not None]
+    print(f"\ntargets met: {sum(1 for r in targets if r['met'])} of {len(targets)}; "
+          f"not measurable: {sum(1 for r in s.rows if r.get('status'))}; results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
