@@ -30,6 +30,7 @@
 #include "macro.h"
 #include "message.h"
 #include "outq.h"
+#include "policy.h"
 #include "vm.h"
 
 #define ADMIN_OUTQ_MAX 256
@@ -840,11 +841,81 @@ static int handle_forget(struct admin_conn *c, const Memconv__AdminRequest *req,
         return 0;
 }
 
+static int handle_policy_show(struct admin_conn *c, const Memconv__AdminRequest *req, struct arena *a,
+                              Memconv__AdminReply *reply)
+{
+        struct daemon *d = c->daemon;
+        struct vm *vm = resolve_or_refuse(c, req->id, req->policy_show->vm);
+        Memconv__PolicyShowReply *m;
+        char *eff;
+
+        if (!vm)
+                return 1;
+        m = arena_alloc(a, sizeof(*m));
+        eff = arena_alloc(a, 4096);
+        if (!m || !eff)
+                return -ENOMEM;
+        memconv__policy_show_reply__init(m);
+        for (size_t i = 0; i < d->config.n_plugins; i++)
+                if (d->config.plugins[i].listed) {
+                        if (!m->plugins)
+                                m->plugins = arena_alloc(a, sizeof(char *) * d->config.n_plugins);
+                        if (m->plugins)
+                                m->plugins[m->n_plugins++] = d->config.plugins[i].name;
+                }
+        policy_chain_describe(d->policy, vm->id, eff, 4096);
+        m->effective = eff;
+        if (vm->n_policy > 0)
+                m->overrides = arena_alloc(a, sizeof(*m->overrides) * vm->n_policy);
+        for (size_t i = 0; m->overrides && i < vm->n_policy; i++) {
+                Memconv__PolicyOverride *o = arena_alloc(a, sizeof(*o));
+
+                if (!o)
+                        return -ENOMEM;
+                memconv__policy_override__init(o);
+                o->plugin = vm->policy[i].plugin;
+                o->settings = vm->policy[i].settings;
+                m->overrides[m->n_overrides++] = o;
+        }
+        reply->body_case = MEMCONV__ADMIN_REPLY__BODY_POLICY_SHOW;
+        reply->policy_show = m;
+        return 0;
+}
+
+static int handle_policy_set(struct admin_conn *c, const Memconv__AdminRequest *req, struct arena *a,
+                             Memconv__AdminReply *reply)
+{
+        const Memconv__PolicySetRequest *rq = req->policy_set;
+        struct vm *vm = resolve_or_refuse(c, req->id, rq->vm);
+        Memconv__PolicySetReply *m;
+        char err[256] = "";
+        int r;
+
+        if (!vm)
+                return 1;
+        if (!rq->plugin || !*rq->plugin)
+                return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                         "policy set: name a plugin"), 1;
+        r = vm_policy_set(vm, rq->plugin, rq->settings ? rq->settings : "", err, sizeof(err));
+        if (r < 0)
+                return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, r == -ENOENT ? -EINVAL : r,
+                                         "policy set: %s", err), 1;
+        m = arena_alloc(a, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        memconv__policy_set_reply__init(m);
+        reply->body_case = MEMCONV__ADMIN_REPLY__BODY_POLICY_SET;
+        reply->policy_set = m;
+        return 0;
+}
+
 static const struct {
         Memconv__AdminRequest__BodyCase body;
         const char *name;
         admin_handler fn;
 } admin_handlers[] = {
+        { MEMCONV__ADMIN_REQUEST__BODY_POLICY_SHOW, "policy show", handle_policy_show },
+        { MEMCONV__ADMIN_REQUEST__BODY_POLICY_SET, "policy set", handle_policy_set },
         { MEMCONV__ADMIN_REQUEST__BODY_STATUS, "status", handle_status },
         { MEMCONV__ADMIN_REQUEST__BODY_LIST, "list", handle_list },
         { MEMCONV__ADMIN_REQUEST__BODY_SHOW, "show", handle_show },

@@ -34,6 +34,7 @@
 #include "convert.h"
 #include "log.h"
 #include "persist.h"
+#include "policy.h"
 #include "macro.h"
 #include "session.h"
 
@@ -59,6 +60,15 @@ struct waiting {
         TAILQ_ENTRY(waiting) link;
         struct session *session;
         struct conv_request req;
+};
+
+/* A request a policy plugin delayed: asked again when the timer fires. */
+struct delayed {
+        TAILQ_ENTRY(delayed) link;
+        struct vm *vm;
+        struct session *session;
+        struct conv_request req;
+        sd_event_source *timer;
 };
 
 static const char *source_name(const struct conv_request *req)
@@ -223,6 +233,92 @@ static void history_add(struct vm *vm, const struct conversion *c, Memconv__Chan
         admin_history_appended(vm);
 }
 
+static int delayed_fire(sd_event_source *src, uint64_t usec, void *userdata)
+{
+        struct delayed *dl = userdata;
+        struct vm *vm = dl->vm;
+        struct session *s = dl->session;
+        struct conv_request req = dl->req;
+
+        TAILQ_REMOVE(&vm->delayed, dl, link);
+        vm->n_delayed--;
+        sd_event_source_disable_unref(dl->timer);
+        free(dl);
+        (void) convert_request(vm, s, &req);  /* planned and asked again */
+        return 0;
+}
+
+/**
+ * convert_policy() - ask the policy chain about a conversion that would
+ * change @plan's ranges
+ * Return: 0 allowed; 1 answered (refused) or delayed; negative errno
+ */
+static int convert_policy(struct vm *vm, struct session *s, const struct conv_request *req,
+                          const struct mc_plan *plan)
+{
+        struct daemon *d = vm->daemon;
+        struct mc_policy_request pr = {
+                .vm_id = vm->id,
+                .vm_name = vm->name,
+                .vm_uuid = vm->uuid_str,
+                .cc_type = vm->cc_type,
+                .implicit = req->implicit,
+                .to_private = req->to_private,
+                .gpa = req->gpa,
+                .size = plan->bytes_change,
+                .vcpu = req->vcpu,
+                .source = req->source,
+                .fault_flags = req->fault_flags,
+                .now_usec = daemon_now(),
+        };
+        struct mc_policy_result res;
+        struct mc_msg_error e;
+        const char *who;
+        int action;
+
+        if (policy_chain_size(d->policy) == 0)
+                return 0;
+        policy_chain_check(d->policy, &pr, &res, &who);
+        switch (res.verdict) {
+        case MC_POLICY_ALLOW:
+                return 0;
+        case MC_POLICY_DELAY: {
+                struct delayed *dl = calloc(1, sizeof(*dl));
+                int r;
+
+                if (!dl)
+                        return -ENOMEM;
+                dl->vm = vm;
+                dl->session = s;
+                dl->req = *req;
+                r = sd_event_add_time_relative(d->event, &dl->timer, CLOCK_MONOTONIC, res.delay_usec, 0,
+                                               delayed_fire, dl);
+                if (r < 0) {
+                        free(dl);
+                        return r;
+                }
+                TAILQ_INSERT_TAIL(&vm->delayed, dl, link);
+                vm->n_delayed++;
+                vm->stats.policy_delayed++;
+                return 1;
+        }
+        case MC_POLICY_INJECT_FAULT:
+                action = MEMCONV__ACTION__ACTION_INJECT_FAULT;
+                break;
+        case MC_POLICY_STOP_VM:
+                action = MEMCONV__ACTION__ACTION_STOP_VM;
+                break;
+        default:
+                action = MEMCONV__ACTION__ACTION_FAIL;
+                break;
+        }
+        vm->stats.policy_refused++;
+        mc_error_set(&e, MEMCONV__CODE__CODE_POLICY_REFUSED, -EACCES, "%s", res.reason[0] ? res.reason : who);
+        log_refusal(vm, req, &e);
+        (void) session_send_decision(s, req->id, &e, action, req->to_private, NULL, 0);
+        return 1;
+}
+
 /**
  * convert_decide() - answer @req from its computed @plan
  * @plan: consumed (moved into a conversion or released)
@@ -267,6 +363,12 @@ static int convert_decide(struct vm *vm, struct session *s, const struct conv_re
         }
         case MC_PLAN_APPLY:
                 break;
+        }
+
+        r = convert_policy(vm, s, req, plan);
+        if (r != 0) {
+                mc_plan_done(plan);
+                return r < 0 ? r : 0;
         }
 
         c = calloc(1, sizeof(*c));
@@ -685,6 +787,19 @@ void convert_vm_detached(struct vm *vm)
                 conversion_free(c);
         }
         /* Their vCPUs are still waiting (the VMM detached, it did not leave): answer them. */
+        while (!TAILQ_EMPTY(&vm->delayed)) {
+                struct delayed *dl = TAILQ_FIRST(&vm->delayed);
+                struct mc_msg_error e;
+
+                TAILQ_REMOVE(&vm->delayed, dl, link);
+                mc_error_set(&e, MEMCONV__CODE__CODE_NOT_ATTACHED, -ENOTCONN,
+                             "VM %s was detached while this request was delayed by policy", vm->name);
+                (void) session_send_decision(dl->session, dl->req.id, &e, MEMCONV__ACTION__ACTION_FAIL,
+                                             dl->req.to_private, NULL, 0);
+                sd_event_source_disable_unref(dl->timer);
+                free(dl);
+        }
+        vm->n_delayed = 0;
         while ((w = TAILQ_FIRST(&vm->waiting))) {
                 struct mc_msg_error e;
 
@@ -701,6 +816,17 @@ void convert_vm_detached(struct vm *vm)
 void convert_session_gone(struct vm *vm, struct session *s)
 {
         struct waiting *w, *next;
+        struct delayed *dl, *dnext;
+
+        for (dl = TAILQ_FIRST(&vm->delayed); dl; dl = dnext) {
+                dnext = TAILQ_NEXT(dl, link);
+                if (dl->session != s)
+                        continue;
+                TAILQ_REMOVE(&vm->delayed, dl, link);
+                vm->n_delayed--;
+                sd_event_source_disable_unref(dl->timer);
+                free(dl);
+        }
 
         for (w = TAILQ_FIRST(&vm->waiting); w; w = next) {
                 next = TAILQ_NEXT(w, link);

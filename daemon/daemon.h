@@ -23,6 +23,8 @@
 
 struct discarder;
 struct persist;
+struct policy_chain;
+struct policy_plugin_config;
 struct session;
 struct vm;
 
@@ -40,10 +42,18 @@ struct daemon_config {
         bool journal;            /* keep a conversion journal in state_dir */
         uint64_t journal_compact;
         size_t history_records;  /* per-VM history ring */
+        int log_level;
+        int log_target;
+        char *plugin_dir;        /* owned */
+        struct policy_plugin_config *plugins; /* owned, in chain order */
+        size_t n_plugins;
+        char *config_file;       /* owned: the file read (drop-ins: config_file + ".d/") */
 };
 
 struct daemon {
         struct daemon_config config;
+        int argc;                      /* the command line, read again on reload */
+        char **argv;
         sd_event *event;
 
         int vmm_fd;                    /* listening socket, owned */
@@ -59,6 +69,7 @@ struct daemon {
         unsigned n_vms;
         struct discarder *discarder;
         struct persist *persist;
+        struct policy_chain *policy;
         sd_event_source *summary_timer;
 
         uint64_t next_vm_id;

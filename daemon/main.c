@@ -28,12 +28,14 @@
 #include <systemd/sd-event.h>
 
 #include "admin.h"
+#include "config.h"
 #include "convert.h"
 #include "daemon.h"
 #include "history.h"
 #include "discard.h"
 #include "log.h"
 #include "persist.h"
+#include "policy.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
@@ -41,6 +43,8 @@
 #define DEFAULT_VMM_SOCKET RUNDIR "/memconvd/vmm.sock"
 #define DEFAULT_ADMIN_SOCKET RUNDIR "/memconvd/admin.sock"
 #define DEFAULT_STATE_DIR LOCALSTATEDIR "/lib/memconvd"
+#define DEFAULT_CONFIG SYSCONFDIR "/memconvd/memconvd.conf"
+#define DEFAULT_PLUGIN_DIR PKGLIBDIR "/plugins"
 #define DEFAULT_JOURNAL_COMPACT 100000
 
 uint64_t daemon_now(void)
@@ -116,6 +120,7 @@ static void help(void)
                "Decide, perform and record private/shared memory conversions of confidential VMs.\n\n"
                "  -h --help                  Show this help\n"
                "     --version               Show the version\n"
+               "     --config=FILE           Configuration file (default %s)\n"
                "  -s --socket=PATH           VMM socket (default %s)\n"
                "     --admin-socket=PATH     Admin socket for memconvctl\n"
                "                             (default admin.sock beside the VMM socket: %s)\n"
@@ -130,21 +135,22 @@ static void help(void)
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
                "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n",
-               DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT, HISTORY_DEFAULT_CAPACITY);
+               DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT, HISTORY_DEFAULT_CAPACITY);
 }
 
 /**
  * parse_argv() - fill @cfg from the command line
  * Return: 1 to run, 0 to exit successfully (help/version), negative errno
  */
-static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *log_level, int *log_target)
+static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
 {
-        enum { ARG_VERSION = 0x100, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
+        enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
                ARG_SUMMARY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "config", required_argument, NULL, ARG_CONFIG },
                 { "socket", required_argument, NULL, 's' },
                 { "vmm-group", required_argument, NULL, ARG_VMM_GROUP },
                 { "admin-socket", required_argument, NULL, ARG_ADMIN_SOCKET },
@@ -161,6 +167,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *lo
         };
         int c;
 
+        optind = 0; /* parsed again on every reload */
         while ((c = getopt_long(argc, argv, "hs:", options, NULL)) >= 0) {
                 char *end;
                 unsigned long v;
@@ -172,6 +179,8 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *lo
                 case ARG_VERSION:
                         printf("memconvd %s\n", PACKAGE_VERSION);
                         return 0;
+                case ARG_CONFIG:
+                        break; /* read before the configuration: see config_path() */
                 case 's':
                         free(cfg->vmm_socket_path);
                         cfg->vmm_socket_path = strdup(optarg);
@@ -243,15 +252,15 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg, int *lo
                         cfg->discard_threads = (unsigned) v;
                         break;
                 case ARG_LOG_LEVEL:
-                        *log_level = log_parse_level(optarg);
-                        if (*log_level < 0) {
+                        cfg->log_level = log_parse_level(optarg);
+                        if (cfg->log_level < 0) {
                                 fprintf(stderr, "memconvd: unknown --log-level '%s' (err, warning, notice, info, debug)\n", optarg);
                                 return -EINVAL;
                         }
                         break;
                 case ARG_LOG_TARGET:
-                        *log_target = log_parse_target(optarg);
-                        if (*log_target < 0) {
+                        cfg->log_target = log_parse_target(optarg);
+                        if (cfg->log_target < 0) {
                                 fprintf(stderr, "memconvd: unknown --log-target '%s' (auto, journal, stderr)\n", optarg);
                                 return -EINVAL;
                         }
@@ -367,6 +376,7 @@ static void daemon_done(struct daemon *d)
         while ((vm = LIST_FIRST(&d->vms)))
                 vm_free(vm);
         d->persist = persist_free(d->persist);
+        d->policy = policy_chain_free(d->policy);
         sd_event_source_disable_unref(d->vmm_source);
         sd_event_source_disable_unref(d->summary_timer);
         if (d->vmm_fd >= 0) {
@@ -375,9 +385,146 @@ static void daemon_done(struct daemon *d)
                         (void) unlink(d->config.vmm_socket_path);
         }
         sd_event_unref(d->event);
-        free(d->config.vmm_socket_path);
-        free(d->config.admin_socket_path);
-        free(d->config.state_dir);
+        config_done(&d->config);
+}
+
+/**
+ * config_path() - the --config argument, or NULL for the default file
+ */
+static const char *config_path(int argc, char *argv[])
+{
+        const char *path = NULL;
+
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--"))
+                        break;
+                if (!strncmp(argv[i], "--config=", 9))
+                        path = argv[i] + 9;
+                else if (!strcmp(argv[i], "--config") && i + 1 < argc)
+                        path = argv[++i];
+        }
+        return path;
+}
+
+/**
+ * daemon_config_read() - defaults, then the configuration files, then the
+ * command line (which wins)
+ * Return: 1 to run, 0 to exit successfully (help/version), negative errno
+ */
+static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
+{
+        const char *path = config_path(argc, argv);
+        int r;
+
+        *cfg = (struct daemon_config) {
+                .vmm_group = (gid_t) -1,
+                .admin_group = (gid_t) -1,
+                .journal = true,
+                .journal_compact = DEFAULT_JOURNAL_COMPACT,
+                .history_records = HISTORY_DEFAULT_CAPACITY,
+                .discard_threads = 1,
+                .summary_interval_usec = 1000000,
+                .log_level = LOG_INFO,
+                .log_target = LOG_TARGET_AUTO,
+        };
+        cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
+        if (!cfg->config_file)
+                return -ENOMEM;
+        r = config_load(cfg, cfg->config_file, path != NULL);
+        if (r < 0)
+                return r;
+        r = parse_argv(argc, argv, cfg);
+        if (r <= 0)
+                return r;
+        if (!cfg->vmm_socket_path && !(cfg->vmm_socket_path = strdup(DEFAULT_VMM_SOCKET)))
+                return -ENOMEM;
+        if (!cfg->admin_socket_path && !(cfg->admin_socket_path = default_admin_socket(cfg->vmm_socket_path)))
+                return -ENOMEM;
+        if (!cfg->state_dir && !(cfg->state_dir = strdup(DEFAULT_STATE_DIR)))
+                return -ENOMEM;
+        if (!cfg->plugin_dir && !(cfg->plugin_dir = strdup(DEFAULT_PLUGIN_DIR)))
+                return -ENOMEM;
+        return 1;
+}
+
+/**
+ * daemon_policy_load() - load the configured plugin chain
+ * Return: the chain, or NULL (logged)
+ */
+static struct policy_chain *daemon_policy_load(const struct daemon_config *cfg)
+{
+        struct policy_chain *c = NULL;
+        char err[512] = "";
+        int r;
+
+        r = policy_chain_load(cfg->plugin_dir, cfg->plugins, cfg->n_plugins, &c, err, sizeof(err));
+        if (r < 0) {
+                log_error("Cannot load the policy chain from %s: %s", cfg->plugin_dir, err);
+                return NULL;
+        }
+        if (cfg->n_plugins > 0) {
+                char names[512] = "";
+                size_t off = 0;
+
+                for (size_t i = 0; i < cfg->n_plugins && off < sizeof(names); i++)
+                        off += (size_t) snprintf(names + off, sizeof(names) - off, "%s%s", i ? " " : "",
+                                                 cfg->plugins[i].name);
+                log_info("Policy chain: %s", names);
+        }
+        return c;
+}
+
+/**
+ * daemon_reload() - SIGHUP: read the configuration again and apply what
+ * can change while running (policy chain and its settings, log level and
+ * target, summary interval, compaction); VMMs stay connected
+ */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        struct daemon *d = userdata;
+        struct daemon_config cfg;
+        struct policy_chain *chain;
+        struct vm *vm;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
+        r = daemon_config_read(d->argc, d->argv, &cfg);
+        if (r <= 0) {
+                log_error("Reload failed: the configuration has errors (see above); keeping the running one");
+                config_done(&cfg);
+                (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs (reload failed)");
+                return 0;
+        }
+        chain = daemon_policy_load(&cfg);
+        if (!chain) {
+                log_error("Reload failed: keeping the running policy chain");
+                config_done(&cfg);
+                (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs (reload failed)");
+                return 0;
+        }
+        policy_chain_free(d->policy);
+        d->policy = chain;
+        /* Per-VM settings given at run time survive a reload. */
+        LIST_FOREACH(vm, &d->vms, link)
+                vm_policy_reapply(vm);
+        if (strcmp(cfg.vmm_socket_path, d->config.vmm_socket_path) || strcmp(cfg.admin_socket_path, d->config.admin_socket_path) ||
+            strcmp(cfg.state_dir, d->config.state_dir) || cfg.journal != d->config.journal ||
+            cfg.discard_threads != d->config.discard_threads)
+                log_notice("Reload: socket paths, state directory, journal and discard threads change only on restart");
+        log_setup(cfg.log_target, cfg.log_level);
+        d->config.log_level = cfg.log_level;
+        d->config.log_target = cfg.log_target;
+        d->config.summary_interval_usec = cfg.summary_interval_usec;
+        d->config.history_records = cfg.history_records;
+        persist_set_compact(d->persist, cfg.journal_compact);
+        config_plugins_done(&d->config);
+        d->config.plugins = TAKE_PTR(cfg.plugins);
+        d->config.n_plugins = cfg.n_plugins;
+        cfg.n_plugins = 0;
+        config_done(&cfg);
+        log_info("Configuration reloaded");
+        (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs");
+        return 0;
 }
 
 int main(int argc, char *argv[])
@@ -385,40 +532,28 @@ int main(int argc, char *argv[])
         struct daemon d = {
                 .vmm_fd = -EBADF,
                 .admin_fd = -EBADF,
-                .config = {
-                        .vmm_group = (gid_t) -1,
-                        .admin_group = (gid_t) -1,
-                        .journal = true,
-                        .journal_compact = DEFAULT_JOURNAL_COMPACT,
-                        .history_records = HISTORY_DEFAULT_CAPACITY,
-                        .discard_threads = 1,
-                        .summary_interval_usec = 1000000,
-                },
+                .argc = argc,
+                .argv = argv,
         };
-        int log_level = LOG_INFO, log_target = LOG_TARGET_AUTO;
         sigset_t mask;
         int r;
 
         LIST_INIT(&d.sessions);
         LIST_INIT(&d.vms);
         LIST_INIT(&d.admin_conns);
-        r = parse_argv(argc, argv, &d.config, &log_level, &log_target);
+        log_setup(LOG_TARGET_AUTO, LOG_INFO); /* configuration errors go somewhere sensible */
+        r = daemon_config_read(argc, argv, &d.config);
         if (r <= 0) {
-                free(d.config.vmm_socket_path);
+                config_done(&d.config);
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
-        if (!d.config.vmm_socket_path && !(d.config.vmm_socket_path = strdup(DEFAULT_VMM_SOCKET)))
-                return EXIT_FAILURE;
-        if (!d.config.admin_socket_path && !(d.config.admin_socket_path = default_admin_socket(d.config.vmm_socket_path)))
-                return EXIT_FAILURE;
-        if (!d.config.state_dir && !(d.config.state_dir = strdup(DEFAULT_STATE_DIR)))
-                return EXIT_FAILURE;
-        log_setup(log_target, log_level);
+        log_setup(d.config.log_target, d.config.log_level);
         umask(0077);
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
@@ -429,11 +564,17 @@ int main(int argc, char *argv[])
         }
         (void) sd_event_add_signal(d.event, NULL, SIGTERM, NULL, NULL);
         (void) sd_event_add_signal(d.event, NULL, SIGINT, NULL, NULL);
+        (void) sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
         r = sd_event_set_watchdog(d.event, true);
         if (r < 0)
                 log_warning_errno(r, "Failed to enable the watchdog");
         d.started_usec = daemon_now();
 
+        d.policy = daemon_policy_load(&d.config);
+        if (!d.policy) {
+                r = -EINVAL;
+                goto finish;
+        }
         r = discarder_new(d.event, d.config.discard_threads, convert_discard_done, &d, &d.discarder);
         if (r < 0) {
                 log_error_errno(r, "Failed to start discard workers");

@@ -47,7 +47,9 @@ struct vm_journal {
         uint64_t *replies;   /* Reapplied requests to answer then */
         size_t n_replies, cap_replies;
         uint64_t since_snapshot;
+        uint64_t detach_reply;   /* a Detach to answer (and carry out) once durable */
         bool dirty;
+        bool in_flight;          /* an append is with the journal thread: batch up meanwhile */
         bool in_list;
         LIST_ENTRY(vm_journal) link;
         struct vm *vm;
@@ -62,6 +64,7 @@ enum job_kind {
 struct pjob {
         struct pjob *next;
         enum job_kind kind;
+        uint64_t detach_reply;
         struct jfile *jf;
         uint64_t vm_id;
         uint8_t *buf;        /* APPEND: records; REWRITE: one encoded record */
@@ -92,6 +95,12 @@ struct persist {
         unsigned failures_logged;
         LIST_HEAD(, jfile) files;       /* every jfile; freed on delete or at the end */
 };
+
+void persist_set_compact(struct persist *p, uint64_t records)
+{
+        if (p)
+                p->cfg.compact_records = records;
+}
 
 bool persist_enabled(const struct persist *p)
 {
@@ -190,6 +199,8 @@ static void persist_submit(struct persist *p, struct pjob *j)
         pthread_mutex_unlock(&p->lock);
 }
 
+static void mark_dirty(struct persist *p, struct vm_journal *j);
+
 /* ------------------------------------------------------------------ completions */
 
 /**
@@ -210,16 +221,23 @@ static struct vm *vm_by_id(struct daemon *d, uint64_t id)
  * journal): confirm them to the VM's VMM, if it is still connected
  */
 static void job_acknowledge(struct persist *p, uint64_t vm_id, const uint64_t *acks, size_t n_acks,
-                            const uint64_t *replies, size_t n_replies)
+                            const uint64_t *replies, size_t n_replies, uint64_t detach_reply)
 {
         struct vm *vm = vm_by_id(p->daemon, vm_id);
+        struct session *s;
 
         if (!vm || !vm->session)
                 return;
+        s = vm->session;
         if (n_acks > 0)
-                (void) session_send_committed(vm->session, acks, n_acks);
+                (void) session_send_committed(s, acks, n_acks);
         for (size_t i = 0; i < n_replies; i++)
-                (void) session_send_ok(vm->session, replies[i]);
+                (void) session_send_ok(s, replies[i]);
+        if (detach_reply) {
+                /* Everything the VMM did is durable: now let it go. */
+                session_vm_detached(s);
+                (void) session_send_ok(s, detach_reply);
+        }
 }
 
 static void persist_drain(struct persist *p)
@@ -246,7 +264,17 @@ static void persist_drain(struct persist *p)
                         if (vm)
                                 vm->stats.journal_errors++;
                 } else
-                        job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies);
+                        job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies, j->detach_reply);
+                if (j->kind == JOB_APPEND) {
+                        struct vm *vm = vm_by_id(p->daemon, j->vm_id);
+
+                        /* The next batch goes as soon as this one is done: group commit. */
+                        if (vm && vm->journal) {
+                                vm->journal->in_flight = false;
+                                if (vm->journal->dirty)
+                                        mark_dirty(p, vm->journal);
+                        }
+                }
                 if (j->kind == JOB_DELETE) {
                         /* Nothing can reference it any more: its VM is gone. */
                         LIST_REMOVE(j->jf, link);
@@ -461,6 +489,20 @@ void persist_change(struct vm *vm, const struct history_record *h)
         persist_encode(vm, &rec);
 }
 
+void persist_detach(struct vm *vm, uint64_t reply_id)
+{
+        struct persist *p = vm->daemon->persist;
+        struct vm_journal *j = vm_journal_get(vm);
+
+        if (!j) {
+                session_vm_detached(vm->session);
+                (void) session_send_ok(vm->session, reply_id);
+                return;
+        }
+        j->detach_reply = reply_id;
+        mark_dirty(p, j);
+}
+
 void persist_ack(struct vm *vm, uint64_t decision_id, uint64_t reply_id)
 {
         struct persist *p = vm->daemon->persist;
@@ -561,17 +603,23 @@ static void queue_snapshot(struct persist *p, struct vm *vm, struct vm_journal *
  * persist_flush_one() - hand @j's pending records and acks to the thread,
  * or acknowledge at once when there is no journal
  */
-static void persist_flush_one(struct persist *p, struct vm_journal *j)
+static void persist_flush_one(struct persist *p, struct vm_journal *j, bool force)
 {
         struct vm *vm = j->vm;
         struct pjob *job;
 
-        j->dirty = false;
         if (!persist_enabled(p)) {
-                job_acknowledge(p, vm->id, j->acks, j->n_acks, j->replies, j->n_replies);
+                uint64_t detach = j->detach_reply;
+
+                j->dirty = false;
+                j->detach_reply = 0;
+                job_acknowledge(p, vm->id, j->acks, j->n_acks, j->replies, j->n_replies, detach);
                 j->n_acks = j->n_replies = 0;
                 return;
         }
+        if (j->in_flight && !force)
+                return;  /* stays dirty: sent when the append in flight completes */
+        j->dirty = false;
         job = calloc(1, sizeof(*job));
         if (!job) {
                 log_error("VM %s: out of memory: journal flush postponed", vm->name);
@@ -587,6 +635,9 @@ static void persist_flush_one(struct persist *p, struct vm_journal *j)
         job->n_acks = j->n_acks;
         job->replies = TAKE_PTR(j->replies);
         job->n_replies = j->n_replies;
+        job->detach_reply = j->detach_reply;
+        j->detach_reply = 0;
+        j->in_flight = true;
         j->len = j->cap = j->n_acks = j->cap_acks = j->n_replies = j->cap_replies = 0;
         persist_submit(p, job);
         if (p->cfg.compact_records && j->since_snapshot >= p->cfg.compact_records)
@@ -602,7 +653,7 @@ static int persist_on_flush(sd_event_source *s, void *userdata)
                 LIST_REMOVE(j, link);
                 j->in_list = false;
                 if (j->dirty)
-                        persist_flush_one(p, j);
+                        persist_flush_one(p, j, s == NULL);
         }
         return 0;
 }
@@ -620,7 +671,7 @@ static void vm_journal_drop(struct persist *p, struct vm *vm, bool delete_file)
         if (j->in_list)
                 LIST_REMOVE(j, link);
         if (j->dirty)
-                persist_flush_one(p, j);
+                persist_flush_one(p, j, true);
         if (delete_file && persist_enabled(p)) {
                 struct pjob *job = calloc(1, sizeof(*job));
 

@@ -72,11 +72,20 @@ void persist_change(struct vm *vm, const struct history_record *rec);
  */
 void persist_ack(struct vm *vm, uint64_t decision_id, uint64_t reply_id);
 
+/**
+ * persist_detach() - the VMM asked to detach: once everything journaled so
+ * far is durable, detach the VM and answer request @reply_id
+ */
+void persist_detach(struct vm *vm, uint64_t reply_id);
+
 /** persist_vm_forgotten() - delete @vm's journal (after what is queued) */
 void persist_vm_forgotten(struct vm *vm);
 
 /** persist_vm_free() - @vm is going away without being forgotten (shutdown) */
 void persist_vm_free(struct vm *vm);
+
+/** persist_set_compact() - a new compaction threshold (reload) */
+void persist_set_compact(struct persist *p, uint64_t records);
 
 /** persist_enabled() - whether a journal is kept */
 bool persist_enabled(const struct persist *p);

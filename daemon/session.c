@@ -298,9 +298,17 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
 
 static int handle_detach(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
 {
+        /* Answered (and done) once its last changes are durable: then nothing is lost. */
+        persist_detach(s->vm, m->id);
+        return 0;
+}
+
+void session_vm_detached(struct session *s)
+{
+        if (!s || !s->vm)
+                return;
         vm_detach(s->vm, "the VMM detached");
         s->vm = NULL;
-        return session_send_ok(s, m->id);
 }
 
 static int handle_register_region(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)

@@ -39,6 +39,9 @@ void session_free(struct session *s);
 /** session_send_committed() - tell the VMM these decisions are durable */
 int session_send_committed(struct session *s, const uint64_t *ids, size_t n);
 
+/** session_vm_detached() - detach the session's VM now (its Detach is durable) */
+void session_vm_detached(struct session *s);
+
 /** session_send_ok() - answer request @id with Reply OK */
 int session_send_ok(struct session *s, uint64_t id);
 

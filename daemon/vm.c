@@ -22,6 +22,7 @@
 #include "discard.h"
 #include "log.h"
 #include "persist.h"
+#include "policy.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
@@ -112,6 +113,7 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
         vm->attached_usec = daemon_now();
         vm->attached_realtime_usec = daemon_realtime();
         LIST_INIT(&vm->followers);
+        TAILQ_INIT(&vm->delayed);
         TAILQ_INIT(&vm->conversions);
         TAILQ_INIT(&vm->waiting);
         LIST_INSERT_HEAD(&d->vms, vm, link);
@@ -184,7 +186,66 @@ void vm_known_region_forget(struct vm *vm, uint32_t slot)
 void vm_forget(struct vm *vm)
 {
         persist_vm_forgotten(vm);
+        policy_chain_vm_gone(vm->daemon->policy, vm->id);
         vm_free(vm);
+}
+
+int vm_policy_set(struct vm *vm, const char *plugin, const char *settings, char *err, size_t err_len)
+{
+        struct mc_policy_setting *sv = NULL;
+        struct vm_policy_override *n;
+        size_t ns = 0, slot = vm->n_policy;
+        char *p, *t;
+        int r;
+
+        r = policy_settings_parse(settings, &sv, &ns);
+        if (r < 0) {
+                snprintf(err, err_len, "settings must be key=value words, got \"%s\"", settings);
+                return r;
+        }
+        r = policy_chain_vm_set(vm->daemon->policy, vm->id, plugin, sv, ns, err, err_len);
+        policy_settings_free(sv, ns);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < vm->n_policy; i++)
+                if (!strcmp(vm->policy[i].plugin, plugin))
+                        slot = i;
+        p = strdup(plugin);
+        t = strdup(settings);
+        n = slot == vm->n_policy ? realloc(vm->policy, sizeof(*n) * (vm->n_policy + 1)) : vm->policy;
+        if (!p || !t || !n) {
+                free(p);
+                free(t);
+                if (n)
+                        vm->policy = n;
+                snprintf(err, err_len, "out of memory");
+                return -ENOMEM;
+        }
+        vm->policy = n;
+        if (slot == vm->n_policy)
+                vm->n_policy++;
+        else {
+                free(n[slot].plugin);
+                free(n[slot].settings);
+        }
+        n[slot] = (struct vm_policy_override) { p, t };
+        log_info("VM %s: policy of %s set to \"%s\"", vm->name, plugin, settings);
+        return 0;
+}
+
+void vm_policy_reapply(struct vm *vm)
+{
+        for (size_t i = 0; i < vm->n_policy; i++) {
+                struct mc_policy_setting *sv = NULL;
+                char err[256] = "";
+                size_t ns = 0;
+
+                if (policy_settings_parse(vm->policy[i].settings, &sv, &ns) < 0 ||
+                    policy_chain_vm_set(vm->daemon->policy, vm->id, vm->policy[i].plugin, sv, ns, err, sizeof(err)) < 0)
+                        log_warning("VM %s: its %s settings \"%s\" no longer apply: %s", vm->name, vm->policy[i].plugin,
+                                    vm->policy[i].settings, err[0] ? err : "invalid");
+                policy_settings_free(sv, ns);
+        }
 }
 
 void vm_free(struct vm *vm)
@@ -201,6 +262,11 @@ void vm_free(struct vm *vm)
         mc_rangemap_free(vm->busy);
         mc_rangemap_free(vm->discard_failed);
         history_done(&vm->history);
+        for (size_t i = 0; i < vm->n_policy; i++) {
+                free(vm->policy[i].plugin);
+                free(vm->policy[i].settings);
+        }
+        free(vm->policy);
         free(vm->known);
         free(vm->name);
         free(vm);

@@ -72,6 +72,8 @@ struct vm_stats {
         uint64_t discard_bytes;
         uint64_t journal_errors;
         uint64_t reapplied;
+        uint64_t policy_refused;
+        uint64_t policy_delayed;
         /* since the last summary record */
         uint64_t summary_changes;
         uint64_t summary_to_private;
@@ -93,6 +95,12 @@ struct known_region {
 };
 
 struct vm_journal;
+
+/* Per-VM policy settings given at run time (memconvctl policy set). */
+struct vm_policy_override {
+        char *plugin;    /* owned */
+        char *settings;  /* owned, "key=value ..." */
+};
 
 struct vm {
         LIST_ENTRY(vm) link;
@@ -123,6 +131,10 @@ struct vm {
         struct histogram discard_latency;
         struct history history;
         mc_rangemap *discard_failed;  /* non-zero where a discard failed and none succeeded since */
+        struct vm_policy_override *policy;  /* owned */
+        size_t n_policy;
+        TAILQ_HEAD(, delayed) delayed;      /* requests a policy plugin delayed */
+        unsigned n_delayed;
         struct known_region *known;   /* owned */
         size_t n_known;
         struct vm_journal *journal;   /* persist.c's, NULL until used */
@@ -147,6 +159,16 @@ void vm_forget(struct vm *vm);
 
 /** vm_set_identity() - restore the id and token a journal recorded */
 void vm_set_identity(struct vm *vm, uint64_t id, const uint8_t *token);
+
+/**
+ * vm_policy_set() - per-VM settings for one policy plugin, applied now and
+ * again after every reload
+ * Return: 0, or negative errno with @err filled (nothing changed)
+ */
+int vm_policy_set(struct vm *vm, const char *plugin, const char *settings, char *err, size_t err_len);
+
+/** vm_policy_reapply() - give the (reloaded) plugins @vm's settings again */
+void vm_policy_reapply(struct vm *vm);
 
 /** vm_known_region_remember() / _forget() - see struct known_region */
 int vm_known_region_remember(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared);

@@ -393,8 +393,9 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
                 if (r >= 0 || r == -ESTALE || r == -EPROTO)
                         break;
                 clock_gettime(CLOCK_MONOTONIC, &now);
-                elapsed = (uint64_t) (now.tv_sec - start.tv_sec) * 1000 +
-                          (uint64_t) (now.tv_nsec - start.tv_nsec) / 1000000;
+                /* Signed: tv_nsec may be smaller now than at the start. */
+                elapsed = (uint64_t) (((int64_t) now.tv_sec - (int64_t) start.tv_sec) * 1000 +
+                                      ((int64_t) now.tv_nsec - (int64_t) start.tv_nsec) / 1000000);
                 if (elapsed + delay_ms > c->reconnect_ms)
                         break;
                 usleep(delay_ms * 1000);

@@ -253,3 +253,4 @@ int ctl_history_main(const struct ctl_command *cmd, struct ctl_options *opts, in
 int ctl_stats_main(const struct ctl_command *cmd, struct ctl_options *opts, int argc, char **argv);
 int ctl_check_main(const struct ctl_command *cmd, struct ctl_options *opts, int argc, char **argv);
 int ctl_forget_main(const struct ctl_command *cmd, struct ctl_options *opts, int argc, char **argv);
+int ctl_policy_main(const struct ctl_command *cmd, struct ctl_options *opts, int argc, char **argv);

@@ -50,6 +50,7 @@ static const struct ctl_command commands[] = {
         { "check", "VM", "Look for memory backed twice or backing that disagrees with the map",
           ctl_check_main },
         { "forget", "VM", "Drop the state and history of a detached VM", ctl_forget_main },
+        { "policy", "show VM | set VM PLUGIN [KEY=VALUE...]", "Show or change a VM's policy settings", ctl_policy_main },
 };
 
 /**
@@ -630,7 +631,7 @@ int main(int argc, char **argv)
         if (r != 0)
                 return ctl_finish_output(r > 0 ? CTL_EXIT_OK : CTL_EXIT_USAGE);
         if (optind >= argc)
-                return ctl_usage_error(NULL, "no command given (status, list, show, ranges, history, stats, check, forget)");
+                return ctl_usage_error(NULL, "no command given (status, list, show, ranges, history, stats, check, forget, policy)");
         cmd = find_command(argv[optind]);
         if (!cmd)
                 return ctl_usage_error(NULL, "unknown command '%s'", argv[optind]);

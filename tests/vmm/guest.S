@@ -45,6 +45,8 @@ cmd_loop:
         je      do_touch
         cmp     $CMD_DONE, %eax
         je      do_done
+        cmp     $CMD_READLOOP, %eax
+        je      do_readloop
         mov     $0xbad, %eax
         mov     %eax, MB_RES(0)(%esp)
         mov     %eax, MB_RES(1)(%esp)
@@ -64,13 +66,16 @@ fill_check_args:                        /* called: esp is 4 lower */
         mov     MB_ARG(2)+4(%esp), %esi
         mov     MB_ARG(4)+4(%esp), %edx
         mov     MB_ARG(3)+4(%esp), %eax
-        test    %eax, %eax
+        test    $VIEW_SHARED, %eax
         jz      1f
         add     $SHARED_ALIAS, %edi
 1:      mov     %edi, %ebx
         mov     %edi, %ebp
+        test    $VIEW_RAW, %eax
+        mov     $0, %eax
+        jnz     2f                      /* raw: no announcement, KVM alone decides */
         in      $PORT_ACCESS, %eax
-        ret                             /* the only stack use: esp stays fixed between commands */
+2:      ret                             /* the only stack use: esp stays fixed between commands */
 
 do_fill:
         call    fill_check_args
@@ -128,9 +133,14 @@ do_convert:
         mov     %eax, %ecx              /* a1: number of 4 KiB pages */
         mov     MB_ARG(2)(%esp), %eax
         mov     %eax, %edx              /* a2: attributes */
+        mov     MB_ARG(3)(%esp), %eax
+        test    %eax, %eax
         mov     $12, %eax               /* KVM_HC_MAP_GPA_RANGE */
-        in      $PORT_HC, %eax          /* the "vmmcall" */
-        mov     %eax, MB_RES(0)(%esp)
+        jnz     1f
+        in      $PORT_HC, %eax          /* the stand-in for vmmcall */
+        jmp     2f
+1:      vmmcall                         /* the real one: KVM_EXIT_HYPERCALL */
+2:      mov     %eax, MB_RES(0)(%esp)
         xor     %eax, %eax
         mov     %eax, MB_RES(1)(%esp)
         jmp     cmd_loop
@@ -141,12 +151,15 @@ do_touch:
         mov     MB_ARG(1)(%esp), %eax
         mov     %eax, %ecx
         mov     MB_ARG(2)(%esp), %eax
-        test    %eax, %eax
+        test    $VIEW_SHARED, %eax
         jz      1f
         add     $SHARED_ALIAS, %edi
 1:      mov     %edi, %ebx
+        test    $VIEW_RAW, %eax
+        mov     $0, %eax
+        jnz     3f
         in      $PORT_ACCESS, %eax
-        test    %eax, %eax
+3:      test    %eax, %eax
         jnz     refused
         xor     %edx, %edx
 2:      xor     (%edi), %edx            /* one read per 4 KiB page */
@@ -157,6 +170,33 @@ do_touch:
         mov     %eax, MB_RES(0)(%esp)
         mov     %edx, %eax
         mov     %eax, MB_RES(1)(%esp)
+        jmp     cmd_loop
+
+/*
+ * READLOOP: args gpa, len, passes, view. Reads one word per 4 KiB page of
+ * the range, passes times, with no announcement: on a VM with private
+ * memory KVM alone decides, and a conversion racing these reads makes KVM
+ * exit with KVM_EXIT_MEMORY_FAULT. Results: 0, xor of the words read.
+ */
+do_readloop:
+        mov     MB_ARG(0)(%esp), %ebx
+        mov     MB_ARG(3)(%esp), %eax
+        test    $VIEW_SHARED, %eax
+        jz      1f
+        add     $SHARED_ALIAS, %ebx
+1:      mov     MB_ARG(2)(%esp), %esi   /* passes */
+        xor     %edx, %edx
+2:      mov     %ebx, %edi
+        mov     MB_ARG(1)(%esp), %ecx
+3:      xor     (%edi), %edx
+        add     $VMM_PAGE_SIZE, %edi
+        sub     $VMM_PAGE_SIZE, %ecx
+        ja      3b
+        dec     %esi
+        jnz     2b
+        xor     %eax, %eax
+        mov     %eax, MB_RES(0)(%esp)
+        mov     %edx, MB_RES(1)(%esp)
         jmp     cmd_loop
 
 refused:

@@ -198,7 +198,7 @@ static int g_touch(struct vcpu *v, uint64_t gpa, uint64_t len, int view)
  */
 static int g_convert_raw(struct vcpu *v, uint64_t gpa, uint64_t npages, uint32_t attrs, uint32_t *ret)
 {
-        uint32_t a[] = { (uint32_t) gpa, (uint32_t) npages, attrs }, res[2];
+        uint32_t a[] = { (uint32_t) gpa, (uint32_t) npages, attrs, v->vmm->real_hypercall }, res[2];
 
         TRY(cmd(v, CMD_CONVERT, a, ELEMENTS(a), res));
         *ret = res[0];
@@ -811,6 +811,167 @@ static int scen_demo(struct vcpu *v)
 }
 
 /**
+ * g_readloop() - the guest reads one word per page of [gpa, gpa+len),
+ * @passes times, never announced (CMD_READLOOP)
+ * @v: the vCPU
+ * @gpa: RAM address
+ * @len: bytes
+ * @passes: how many times
+ * @view: VIEW_* (RAW is implied)
+ *
+ * Return: 0 or -EIO (failure recorded)
+ */
+static int g_readloop(struct vcpu *v, uint64_t gpa, uint64_t len, uint32_t passes, int view)
+{
+        uint32_t a[] = { (uint32_t) gpa, (uint32_t) len, passes, (uint32_t) view }, res[2];
+
+        return cmd(v, CMD_READLOOP, a, ELEMENTS(a), res);
+}
+
+#define RACE_PAGES 16
+
+/**
+ * scen_race() - conversions racing accesses: KVM's own memory faults
+ * @v: the vCPU
+ *
+ * vCPU 0 converts a window of RACE_PAGES pages of its slice private and
+ * back (--iterations times, MAP_GPA_RANGE), while every other vCPU reads
+ * the window with raw accesses. On a VM with private memory KVM decides
+ * "private" from the attribute when a fault starts; when the attribute
+ * changed before the fault completes it exits with KVM_EXIT_MEMORY_FAULT
+ * (flags 0x8 or 0), which goes to memconvd with the real run like any
+ * memory fault. Afterwards vCPU 0 checks with raw accesses that KVM's
+ * attributes are those the VMM recorded: shared (the guest writes reach the
+ * host's shared memfd), then private (the guest reads the punched
+ * guest_memfd's zeros, not the shared data).
+ * Return: 0 or -EIO
+ */
+static int scen_race(struct vcpu *v)
+{
+        struct vmm *vmm = v->vmm;
+        uint64_t w = vmm->vcpus[0].slice_base, wlen = RACE_PAGES * PAGE;
+        unsigned long n = vmm->opt.iterations, reads = 0;
+
+        if (attr_kind(vmm->attr) != ATTR_KVM)
+                return fail(v, "the race scenario needs private memory (--vm-type sw-protected)");
+        if (vmm->opt.vcpus < 2)
+                return fail(v, "the race scenario needs --vcpus 2 or more");
+        if (v->idx != 0) {
+                while (!atomic_load(&vmm->race_stop)) {
+                        TRY(g_readloop(v, w, wlen, 4, VIEW_PRIVATE | VIEW_RAW));
+                        reads++;
+                }
+                vmm_log(vmm, "race: vcpu%u: %lu read loops, %lu real memory faults", v->idx, reads,
+                        v->real_faults);
+                atomic_fetch_add(&vmm->race_readers_done, 1);
+                return 0;
+        }
+        TRY(scen_reset(v));
+        TRY(g_fill(v, w, wlen, 0x11, VIEW_SHARED));
+        for (unsigned long i = 0; i < n; i++) {
+                int r1 = g_convert(v, w, wlen, true);
+                int r2 = r1 < 0 ? r1 : g_convert(v, w, wlen, false);
+
+                if (r2 < 0) {
+                        atomic_store(&vmm->race_stop, true);
+                        return r2;
+                }
+        }
+        atomic_store(&vmm->race_stop, true);
+        while (atomic_load(&vmm->race_readers_done) < vmm->opt.vcpus - 1) {
+                struct timespec ts = { 0, 1000000 };
+
+                nanosleep(&ts, NULL);
+        }
+        vmm_log(vmm, "race: vcpu0: %lu x 2 conversions of %u pages; real memory faults: flags 0x8 %lu, flags 0 %lu",
+                n, RACE_PAGES, atomic_load(&vmm->stats.real_faults_private),
+                atomic_load(&vmm->stats.real_faults_shared));
+        /* Quiet now: KVM's attributes must be what the VMM recorded. */
+        TRY(g_convert(v, w, wlen, false));
+        TRY(g_convert(v, w, wlen, false)); /* ordered after its discard */
+        TRY(expect_private(v, w, wlen, 0));
+        TRY(g_fill(v, w, wlen, 0x44, VIEW_PRIVATE | VIEW_RAW));
+        TRY(host_check_shared(v, w, wlen, 0x44, "raw write to a shared window (KVM maps the shared memfd)"));
+        TRY(g_convert(v, w, wlen, true));
+        TRY(expect_private(v, w, wlen, RACE_PAGES));
+        TRY(g_check(v, w, wlen, 0, VIEW_PRIVATE | VIEW_RAW, "raw read of a private window (KVM maps guest_memfd)"));
+        TRY(g_convert(v, w, wlen, false));
+        if (!atomic_load(&vmm->stats.real_faults_private) && !atomic_load(&vmm->stats.real_faults_shared))
+                return fail(v, "no KVM_EXIT_MEMORY_FAULT in %lu racing conversions", 2 * n);
+        return 0;
+}
+
+/**
+ * scen_private() - what a VM with private memory really maps: raw views
+ * @v: the vCPU
+ *
+ * Private data never reaches the shared side: after to-private the guest's
+ * private writes are not visible through the shared alias nor in the
+ * host's mapping (the shared backing was discarded: zeros); a raw access
+ * to GPA N reaches guest_memfd. After to-shared and back the guest reads
+ * zeros where memconvd discarded. Refused conversions (an unaligned
+ * address - KVM refuses it itself -, a range past RAM, to-private outside
+ * RAM - memconvd refuses those) return non-zero in RAX and leave both the
+ * record and KVM's real attributes (seen through raw reads) unchanged.
+ * Return: 0 or -EIO
+ */
+static int scen_private(struct vcpu *v)
+{
+        struct vmm *vmm = v->vmm;
+        uint64_t base = v->slice_base, len = 8 * PAGE;
+        const uint64_t outside = (uint64_t) VMM_MAX_RAM_MB * MiB;
+        uint32_t ret;
+
+        if (attr_kind(vmm->attr) != ATTR_KVM)
+                return fail(v, "the private scenario needs private memory (--vm-type sw-protected)");
+        TRY(scen_reset(v));
+        TRY(g_fill(v, base, len, 0x21, VIEW_SHARED));
+        TRY(g_convert(v, base, len, true));
+        TRY(g_convert(v, base, len, true)); /* ordered after the discard */
+        TRY(g_fill(v, base, len, 0x9e, VIEW_PRIVATE));
+        TRY(g_check(v, base, len, 0x9e, VIEW_PRIVATE | VIEW_RAW, "raw read of private data"));
+        TRY(g_check(v, base, len, 0, VIEW_SHARED | VIEW_RAW, "shared alias of private data (discarded)"));
+        TRY(host_private_invisible(v, base, len, 0x9e, 0));
+
+        /* Refusals: nothing changes, in the record nor in KVM. */
+        TRY(g_convert_raw(v, base + 0x800, 1, KVM_MAP_GPA_RANGE_DECRYPTED, &ret));
+        vmm_log(vmm, "private: vcpu%u: MAP_GPA_RANGE(unaligned 0x%llx, 1, shared): RAX 0x%x", v->idx,
+                (unsigned long long) (base + 0x800), ret);
+        if (!ret)
+                return fail(v, "unaligned MAP_GPA_RANGE returned 0");
+        TRY(g_convert_raw(v, outside, 1, KVM_MAP_GPA_RANGE_ENCRYPTED, &ret));
+        vmm_log(vmm, "private: vcpu%u: MAP_GPA_RANGE(0x%llx outside RAM, 1, private): RAX 0x%x", v->idx,
+                (unsigned long long) outside, ret);
+        if (!ret)
+                return fail(v, "to-private outside RAM returned 0");
+        if (v->idx == vmm->opt.vcpus - 1) {
+                TRY(g_convert_raw(v, vmm->ram_size - PAGE, 2, KVM_MAP_GPA_RANGE_ENCRYPTED, &ret));
+                vmm_log(vmm, "private: vcpu%u: MAP_GPA_RANGE(0x%llx, 2 pages past RAM, private): RAX 0x%x", v->idx,
+                        (unsigned long long) (vmm->ram_size - PAGE), ret);
+                if (!ret)
+                        return fail(v, "to-private past the end of RAM returned 0");
+                TRY(expect_private(v, vmm->ram_size - PAGE, PAGE, 0));
+                TRY(g_fill(v, vmm->ram_size - PAGE, PAGE, 0x5c, VIEW_PRIVATE | VIEW_RAW));
+                if (host_shared(v, vmm->ram_size - PAGE)[0] != 0x5c)
+                        return fail(v, "the last page of RAM is private in KVM after a refused conversion");
+        }
+        TRY(expect_private(v, base, len, len / PAGE));
+        TRY(g_check(v, base, len, 0x9e, VIEW_PRIVATE | VIEW_RAW, "private data after refusals"));
+
+        /* To shared and back: zeros where memconvd discarded. */
+        TRY(g_convert(v, base, len, false));
+        TRY(g_convert(v, base, len, false));
+        TRY(g_check(v, base, len, 0, VIEW_PRIVATE | VIEW_RAW, "raw read after to-shared (shared side was discarded)"));
+        TRY(g_fill(v, base, len, 0x37, VIEW_SHARED));
+        TRY(g_convert(v, base, len, true));
+        TRY(g_convert(v, base, len, true));
+        TRY(g_check(v, base, len, 0, VIEW_PRIVATE | VIEW_RAW, "raw read after shared -> private (guest_memfd punched)"));
+        TRY(g_check(v, base, len, 0, VIEW_SHARED | VIEW_RAW, "shared alias after to-private (discarded)"));
+        TRY(g_convert(v, base, len, false));
+        return expect_private(v, v->slice_base, v->slice_size, 0);
+}
+
+/**
  * scen_bench() - time explicit 4 KiB conversions, guest exit to re-entry
  * @v: the vCPU
  *
@@ -846,6 +1007,8 @@ const struct scenario scenarios[] = {
         { "storm", scen_storm, true, "random conversions with data checks (--iterations, --seed)" },
         { "demo", scen_demo, true, "a short readable run" },
         { "bench", scen_bench, false, "time 4 KiB explicit conversions (--iterations)" },
+        { "race", scen_race, false, "conversions racing raw reads: KVM's own memory faults (--vcpus >= 2)" },
+        { "private", scen_private, false, "raw views: private data unseen, zeros after discards, refusals" },
         {}
 };
 

@@ -304,6 +304,15 @@ static int vcpu_run_until_prompt(struct vcpu *v)
                                 continue;
                         if (errno == EFAULT && v->run->exit_reason == KVM_EXIT_MEMORY_FAULT) {
                                 /* A real KVM memory fault (kernel with private memory). */
+                                struct mc_kvm_memory_fault *mf = mc_kvm_run_memory_fault(v->run);
+
+                                atomic_fetch_add(mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE
+                                                         ? &v->vmm->stats.real_faults_private
+                                                         : &v->vmm->stats.real_faults_shared, 1);
+                                v->real_faults++;
+                                vmm_verbose(v->vmm, "vcpu%u: KVM_EXIT_MEMORY_FAULT gpa 0x%llx size 0x%llx flags 0x%llx",
+                                            v->idx, (unsigned long long) mf->gpa, (unsigned long long) mf->size,
+                                            (unsigned long long) mf->flags);
                                 r = conv_handle_exit(v, v->run);
                                 if (r < 0)
                                         return r;
@@ -324,7 +333,14 @@ static int vcpu_run_until_prompt(struct vcpu *v)
                                 return 0;
                         break;
                 case KVM_EXIT_HYPERCALL:
+                        atomic_fetch_add(&v->vmm->stats.real_hypercalls, 1);
                         r = conv_handle_exit(v, v->run);
+                        vmm_verbose(v->vmm, "vcpu%u: KVM_EXIT_HYPERCALL nr %llu gpa 0x%llx pages %llu attrs 0x%llx -> %d, RAX 0x%llx",
+                                    v->idx, (unsigned long long) v->run->hypercall.nr,
+                                    (unsigned long long) v->run->hypercall.args[0],
+                                    (unsigned long long) v->run->hypercall.args[1],
+                                    (unsigned long long) v->run->hypercall.args[2], r,
+                                    (unsigned long long) v->run->hypercall.ret);
                         if (r < 0)
                                 return r;
                         if (r == MC_EXIT_NOT_HANDLED)

@@ -111,11 +111,35 @@ static int vmm_setup(struct vmm *vmm, const char **ret_skip)
                 return -EIO;
         }
         vmm->run_size = (size_t) r;
-        vmm->vm_fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM, (unsigned long) KVM_X86_DEFAULT_VM);
+        if (vmm->opt.vm_type == VMM_VM_SW_PROTECTED) {
+                r = ioctl(vmm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+                if (r < 0 || !(r & (1 << KVM_X86_SW_PROTECTED_VM))) {
+                        vmm_log(vmm, "KVM_CAP_VM_TYPES = 0x%x: no KVM_X86_SW_PROTECTED_VM "
+                                "(CONFIG_KVM_SW_PROTECTED_VM)", r);
+                        *ret_skip = "this kernel cannot create sw-protected VMs";
+                        return -EOPNOTSUPP;
+                }
+        }
+        vmm->vm_fd = ioctl(vmm->kvm_fd, KVM_CREATE_VM,
+                           (unsigned long) (vmm->opt.vm_type == VMM_VM_SW_PROTECTED ? KVM_X86_SW_PROTECTED_VM
+                                                                                   : KVM_X86_DEFAULT_VM));
         if (vmm->vm_fd < 0) {
                 r = -errno;
                 *ret_skip = "KVM_CREATE_VM failed";
                 return r;
+        }
+        if (vmm->opt.vm_type == VMM_VM_SW_PROTECTED) {
+                struct kvm_enable_cap cap = {
+                        .cap = KVM_CAP_EXIT_HYPERCALL,
+                        .args = { 1ull << KVM_HC_MAP_GPA_RANGE },
+                };
+
+                r = ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL);
+                if (r > 0 && (r & (1 << KVM_HC_MAP_GPA_RANGE)) && ioctl(vmm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+                        vmm->real_hypercall = true;
+                else
+                        vmm_log(vmm, "KVM_CAP_EXIT_HYPERCALL(MAP_GPA_RANGE) unavailable (%d, %m): "
+                                "the guest uses the I/O-port stand-in", r);
         }
         if (ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD) <= 0 ||
             ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY2) <= 0) {
@@ -123,7 +147,9 @@ static int vmm_setup(struct vmm *vmm, const char **ret_skip)
                 return -EOPNOTSUPP;
         }
         flags_cap = ioctl(vmm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
-        if (flags_cap > 0)
+        /* A sw-protected VM's guest_memfd is private only: flags 0 (6.12
+         * refuses MMAP and INIT_SHARED; 7.3 accepts MMAP but it SIGBUSes). */
+        if (flags_cap > 0 && vmm->opt.vm_type == VMM_VM_DEFAULT)
                 vmm->gmem_flags = (uint64_t) flags_cap & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED);
         gm.size = vmm->ram_size;
         gm.flags = vmm->gmem_flags;
@@ -285,6 +311,8 @@ static bool vmm_run_scenario(struct vmm *vmm, const struct scenario *sc)
                 printf("FAIL %s: out of memory\n", sc->name);
                 return false;
         }
+        atomic_store(&vmm->race_stop, false);
+        atomic_store(&vmm->race_readers_done, 0);
         for (unsigned i = 0; i < n; i++) {
                 t[i].v = &vmm->vcpus[i];
                 t[i].sc = sc;
@@ -319,6 +347,9 @@ static void vmm_usage(FILE *f)
                 "Usage: memconv-vmm [OPTIONS]\n"
                 "Run real KVM guests that convert memory between private and shared.\n\n"
                 "  --mode daemon|inline   convert through memconvd (default) or in the VMM\n"
+                "  --vm-type default|sw-protected\n"
+                "                         KVM_X86_DEFAULT_VM (default) or KVM_X86_SW_PROTECTED_VM:\n"
+                "                         real private memory, real memory-fault and hypercall exits\n"
                 "  --socket PATH          memconvd VMM socket (default %s)\n"
                 "  --uuid UUID            VM uuid (default: random)\n"
                 "  --name NAME            VM name (default memconv-vmm)\n"
@@ -372,6 +403,7 @@ int main(int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "mode", required_argument, NULL, 'm' },
+                { "vm-type", required_argument, NULL, 't' },
                 { "socket", required_argument, NULL, 'S' },
                 { "uuid", required_argument, NULL, 'u' },
                 { "name", required_argument, NULL, 'n' },
@@ -412,6 +444,17 @@ int main(int argc, char **argv)
                                 vmm.opt.mode = VMM_MODE_INLINE;
                         else {
                                 fprintf(stderr, "memconv-vmm: unknown mode '%s' (daemon or inline)\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 't':
+                        if (!strcmp(optarg, "default"))
+                                vmm.opt.vm_type = VMM_VM_DEFAULT;
+                        else if (!strcmp(optarg, "sw-protected"))
+                                vmm.opt.vm_type = VMM_VM_SW_PROTECTED;
+                        else {
+                                fprintf(stderr, "memconv-vmm: unknown VM type '%s' (default or sw-protected)\n",
+                                        optarg);
                                 return EXIT_USAGE;
                         }
                         break;
@@ -511,9 +554,12 @@ int main(int argc, char **argv)
                 return 1;
         }
         printf("attribute backend: %s\n", attr_describe(vmm.attr));
-        printf("mode: %s, %u vCPU(s), %u MiB RAM, guest_memfd flags 0x%llx\n",
+        printf("mode: %s, %u vCPU(s), %u MiB RAM, guest_memfd flags 0x%llx, VM type %s%s\n",
                vmm.opt.mode == VMM_MODE_INLINE ? "inline" : "daemon", vmm.opt.vcpus, vmm.opt.mem_mb,
-               (unsigned long long) vmm.gmem_flags);
+               (unsigned long long) vmm.gmem_flags,
+               vmm.opt.vm_type == VMM_VM_SW_PROTECTED ? "sw-protected" : "default",
+               vmm.real_hypercall ? ", MAP_GPA_RANGE by vmmcall" : "");
+        fflush(stdout);
         r = conv_setup(&vmm);
         if (r < 0) {
                 printf("vmm: cannot use memconvd at %s: %s (start it, or use --mode inline)\n",
@@ -550,6 +596,10 @@ int main(int argc, char **argv)
                                (double) atomic_load(&vmm.stats.conv4k_ns) / (double) n / 1000.0, n);
                 printf("\n");
         }
+        if (vmm.opt.vm_type == VMM_VM_SW_PROTECTED)
+                printf("vmm: real KVM exits: memory fault flags 0x8: %lu, flags 0x0: %lu, hypercall: %lu\n",
+                       atomic_load(&vmm.stats.real_faults_private), atomic_load(&vmm.stats.real_faults_shared),
+                       atomic_load(&vmm.stats.real_hypercalls));
         if (vmm.opt.state_out) {
                 FILE *f = fopen(vmm.opt.state_out, "we");
 

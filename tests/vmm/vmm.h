@@ -47,10 +47,20 @@
  * arguments travel through a mailbox and large ranges are sampled
  * (scenario.c, sample_step()).
  *
- * Limitation: with the "kvm" attribute backend (a VM type with private
- * memory) the announcements still run against the mirror, because the
- * shared alias is a different GPA to KVM; only the default VM type is
- * created today, so that backend is not exercised on this machine.
+ * With --vm-type sw-protected (KVM_X86_SW_PROTECTED_VM, a kernel with
+ * CONFIG_KVM_SW_PROTECTED_VM: the nested guest of tests/kvm/) memory is
+ * really private: slot 0 is a guest_memfd slot (flags 0) whose
+ * userspace_addr is the shared memfd, as QEMU lays out a confidential VM,
+ * and KVM routes an access to GPA N by N's attribute, which the "kvm"
+ * attribute backend sets with KVM_SET_MEMORY_ATTRIBUTES. CONVERT is a real
+ * `vmmcall` (KVM_CAP_EXIT_HYPERCALL enabled): KVM_EXIT_HYPERCALL, and the
+ * guest reads hypercall.ret in eax. A sw-protected guest cannot state an
+ * intent in its accesses (KVM takes "private" from the attribute itself),
+ * so the views and their announcements stay the guest's way of asking for
+ * an implicit conversion; KVM's own KVM_EXIT_MEMORY_FAULT exits come when a
+ * conversion races an access (flags 0x8 and 0, scenario "race") and reach
+ * conv_handle_exit() with the real run. Raw views (VIEW_RAW) skip the
+ * announcement and show what KVM really maps.
  *
  * This header is included by guest.S: the C part is hidden from the
  * assembler.
@@ -87,12 +97,21 @@
 /* Guest commands: arguments, results. */
 #define CMD_FILL 1    /* gpa, len, pattern32, view -> 0|err, 0 */
 #define CMD_CHECK 2   /* gpa, len, pattern32, view -> off of mismatch|~0, found */
-#define CMD_CONVERT 3 /* gpa, npages, attrs -> ret, 0 */
+#define CMD_CONVERT 3 /* gpa, npages, attrs, vmmcall -> ret, 0 */
 #define CMD_TOUCH 4   /* gpa, len, view -> 0|err, xor of words read */
 #define CMD_DONE 5    /* -> the guest halts */
+#define CMD_READLOOP 6 /* gpa, len, passes, view -> 0, xor of words read (never announced) */
 
+/*
+ * Views: bit 0 selects the shared alias, bit 1 "raw": no announcement, so
+ * the VMM makes nothing legal first. On a VM with private memory (the kvm
+ * backend) a raw access to GPA N reaches whatever KVM's attribute of N says
+ * (guest_memfd when private, the shared memfd when shared): raw reads show
+ * KVM's real attributes.
+ */
 #define VIEW_PRIVATE 0
 #define VIEW_SHARED 1
+#define VIEW_RAW 2
 
 #define CHECK_OK 0xFFFFFFFF
 
@@ -110,6 +129,12 @@ struct kvm_run;
 struct attr;
 struct mc_client;
 
+/* The VM type: KVM_X86_DEFAULT_VM, or KVM_X86_SW_PROTECTED_VM (private memory). */
+enum vmm_vm_type {
+        VMM_VM_DEFAULT,
+        VMM_VM_SW_PROTECTED,
+};
+
 enum vmm_mode {
         VMM_MODE_DAEMON,
         VMM_MODE_INLINE,
@@ -123,6 +148,10 @@ struct vmm_stats {
         atomic_ulong refused;        /* requests refused */
         atomic_ulong conv4k_n;       /* timed 4 KiB conversions */
         atomic_ulong conv4k_ns;      /* their total duration */
+        /* exits KVM itself produced (a VM type with private memory) */
+        atomic_ulong real_faults_private; /* KVM_EXIT_MEMORY_FAULT, flags 0x8 */
+        atomic_ulong real_faults_shared;  /* KVM_EXIT_MEMORY_FAULT, flags 0 */
+        atomic_ulong real_hypercalls;     /* KVM_EXIT_HYPERCALL (vmmcall) */
 };
 
 struct vmm;
@@ -138,6 +167,7 @@ struct vcpu {
         volatile uint32_t *mailbox; /* in vmm->code_map: args at 0, results at 8 */
         /* per-vCPU counters for scenarios */
         unsigned long faults_private, faults_shared;
+        unsigned long real_faults; /* of which KVM produced */
         /* scenario scratch */
         uint64_t slice_base, slice_size;
         char fail[256]; /* "" while passing */
@@ -145,6 +175,7 @@ struct vcpu {
 
 struct vmm_options {
         enum vmm_mode mode;
+        enum vmm_vm_type vm_type;
         const char *socket_path;
         const char *uuid;
         const char *name;
@@ -164,6 +195,7 @@ struct vmm {
         int shared_fd;     /* owned: memfd, the shared backing */
         uint64_t ram_size;
         uint64_t gmem_flags;
+        bool real_hypercall; /* KVM_CAP_EXIT_HYPERCALL enabled: the guest uses vmmcall */
         uint8_t *gmem_map;   /* owned mapping of the guest_memfd, or NULL */
         uint8_t *shared_map; /* owned mapping of the memfd */
         uint8_t *code_map;   /* owned anonymous mapping */
@@ -173,6 +205,8 @@ struct vmm {
         struct mc_client *client;  /* owned, daemon mode */
         struct vcpu *vcpus;        /* owned array of opt.vcpus */
         struct vmm_stats stats;
+        atomic_uint race_readers_done; /* scenario "race": readers that stopped */
+        atomic_bool race_stop;         /* scenario "race": the converter is done */
         pthread_mutex_t log_lock;
 };
 
