@@ -31,6 +31,7 @@
 #include "message.h"
 #include "outq.h"
 #include "policy.h"
+#include "registry.h"
 #include "vm.h"
 
 #define ADMIN_OUTQ_MAX 256
@@ -820,18 +821,31 @@ static int handle_check(struct admin_conn *c, const Memconv__AdminRequest *req, 
 static int handle_forget(struct admin_conn *c, const Memconv__AdminRequest *req, struct arena *a,
                          Memconv__AdminReply *reply)
 {
-        struct vm *vm = resolve_or_refuse(c, req->id, req->forget->vm);
+        const Memconv__VmSelector *sel = req->forget->vm;
+        bool registered = sel && sel->spec && registry_drop(c->daemon, sel->spec);
+        struct vm *vm = vm_resolve(c->daemon, sel);
         Memconv__ForgetReply *m;
 
-        if (!vm)
-                return 1;
-        if (vm->state == VM_ATTACHED)
+        if (registered)
+                log_info("Domain %s unregistered by admin pid %d", sel->spec, (int) c->cred.pid);
+        if (!vm && !registered)
+                return resolve_or_refuse(c, req->id, sel), 1;
+        if (vm && vm->state == VM_ATTACHED)
                 return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_BUSY, -EBUSY,
                                          "forget: VM %s is attached (VMM pid %d); stop the VM first",
                                          vm->name, (int) vm->pid), 1;
-        log_info("VM %s (%s, id %" PRIu64 ") forgotten by admin pid %d", vm->name, vm->uuid_str, vm->id,
-                 (int) c->cred.pid);
-        vm_forget(vm);
+        /* Every detached instance of it: a domain restarted many times leaves several. */
+        while (vm && vm->state == VM_DETACHED) {
+                char uuid[37];
+
+                snprintf(uuid, sizeof(uuid), "%s", vm->uuid_str);
+                log_info("VM %s (%s, id %" PRIu64 ") forgotten by admin pid %d", vm->name, vm->uuid_str, vm->id,
+                         (int) c->cred.pid);
+                vm_forget(vm);
+                if (strcmp(uuid, sel->spec) != 0)
+                        break;  /* named by name or id: that one only */
+                vm = vm_resolve(c->daemon, sel);
+        }
         m = arena_alloc(a, sizeof(*m));
         if (!m)
                 return -ENOMEM;
@@ -909,11 +923,77 @@ static int handle_policy_set(struct admin_conn *c, const Memconv__AdminRequest *
         return 0;
 }
 
+/**
+ * domain_name_valid() - a libvirt domain name: 1-255 bytes, no control
+ * characters (UTF-8 and spaces are fine)
+ */
+static bool domain_name_valid(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+
+        if (n == 0 || n > 255)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] < 0x20 || s[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+/**
+ * uuid_text_valid() - 36 characters, lower-case hex in 8-4-4-4-12 form
+ */
+static bool uuid_text_valid(const char *s)
+{
+        if (!s || strlen(s) != 36)
+                return false;
+        for (size_t i = 0; i < 36; i++) {
+                bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+                if (dash ? s[i] != '-' : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        }
+        return true;
+}
+
+static int handle_register_domain(struct admin_conn *c, const Memconv__AdminRequest *req, struct arena *a,
+                                  Memconv__AdminReply *reply)
+{
+        const Memconv__RegisterDomainRequest *rq = req->register_domain;
+        Memconv__RegisterDomainReply *m;
+        int r;
+
+        if (!uuid_text_valid(rq->uuid))
+                return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                         "register: uuid must be 36 lower-case hex characters in 8-4-4-4-12 form"), 1;
+        if (!domain_name_valid(rq->name))
+                return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                         "register: name must be 1-255 bytes without control characters"), 1;
+        if (!protobuf_c_enum_descriptor_get_value(&memconv__cc_type__descriptor, rq->cc_type))
+                return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                         "register: unknown cc_type %d", rq->cc_type), 1;
+        if (rq->policy && strlen(rq->policy) > 16384)
+                return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                         "register: policy text exceeds 16 KiB"), 1;
+        r = registry_set(c->daemon, rq->uuid, rq->name, rq->cc_type, rq->policy);
+        if (r < 0)
+                return r;
+        log_info("Domain %s (%s) registered by libvirt hook pid %d%s", rq->name, rq->uuid, (int) c->cred.pid,
+                 rq->policy && *rq->policy ? ", with a policy" : "");
+        m = arena_alloc(a, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        memconv__register_domain_reply__init(m);
+        reply->body_case = MEMCONV__ADMIN_REPLY__BODY_REGISTER_DOMAIN;
+        reply->register_domain = m;
+        return 0;
+}
+
 static const struct {
         Memconv__AdminRequest__BodyCase body;
         const char *name;
         admin_handler fn;
 } admin_handlers[] = {
+        { MEMCONV__ADMIN_REQUEST__BODY_REGISTER_DOMAIN, "register", handle_register_domain },
         { MEMCONV__ADMIN_REQUEST__BODY_POLICY_SHOW, "policy show", handle_policy_show },
         { MEMCONV__ADMIN_REQUEST__BODY_POLICY_SET, "policy set", handle_policy_set },
         { MEMCONV__ADMIN_REQUEST__BODY_STATUS, "status", handle_status },

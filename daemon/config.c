@@ -209,7 +209,6 @@ static const struct config_item config_table[] = {
         { "Daemon", "LogLevel", parse_level, CFG(log_level), 0, 0 },
         { "Daemon", "LogTarget", parse_target, CFG(log_target), 0, 0 },
         { "Daemon", "DiscardThreads", parse_unsigned, CFG(discard_threads), 1, 64 },
-        { "Daemon", "SummaryIntervalSec", parse_msec, CFG(summary_interval_usec), 0, 0 },
         { "Daemon", "SummaryIntervalMSec", parse_msec, CFG(summary_interval_usec), 10, 3600000 },
         { "Sockets", "VMMSocket", parse_string, CFG(vmm_socket_path), 0, 0 },
         { "Sockets", "AdminSocket", parse_string, CFG(admin_socket_path), 0, 0 },
@@ -221,6 +220,7 @@ static const struct config_item config_table[] = {
         { "Journal", "HistoryRecords", parse_size, CFG(history_records), 16, 10000000 },
         { "Policy", "PluginDirectory", parse_string, CFG(plugin_dir), 0, 0 },
         { "Policy", "Plugins", parse_plugins, 0, 0, 0 },
+        { "Policy", "RequireRegistration", parse_bool, CFG(require_registration), 0, 0 },
 };
 
 void config_plugins_done(struct daemon_config *cfg)

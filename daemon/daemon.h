@@ -30,6 +30,7 @@ struct vm;
 
 LIST_HEAD(session_list, session);
 LIST_HEAD(vm_list, vm);
+LIST_HEAD(domain_list, domain_reg);
 
 struct daemon_config {
         char *vmm_socket_path;   /* owned */
@@ -48,6 +49,7 @@ struct daemon_config {
         struct policy_plugin_config *plugins; /* owned, in chain order */
         size_t n_plugins;
         char *config_file;       /* owned: the file read (drop-ins: config_file + ".d/") */
+        bool require_registration; /* only libvirt-registered uuids may attach new VMs */
 };
 
 struct daemon {
@@ -67,6 +69,7 @@ struct daemon {
         struct session_list sessions;
         struct vm_list vms;
         unsigned n_vms;
+        struct domain_list domains;    /* libvirt-registered domains (registry.c) */
         struct discarder *discarder;
         struct persist *persist;
         struct policy_chain *policy;

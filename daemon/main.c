@@ -11,6 +11,7 @@
  * (which closes every guest fd), let running discards finish.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <grp.h>
@@ -36,6 +37,7 @@
 #include "log.h"
 #include "persist.h"
 #include "policy.h"
+#include "registry.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
@@ -332,6 +334,11 @@ static int daemon_listen(struct daemon *d)
         for (int i = 0; names && i < n; i++)
                 free(names[i]);
         free(names);
+        /* The accept loops drain until EAGAIN: passed sockets must not block. */
+        if (d->vmm_fd >= 0)
+                (void) fcntl(d->vmm_fd, F_SETFL, fcntl(d->vmm_fd, F_GETFL) | O_NONBLOCK);
+        if (admin_fd >= 0)
+                (void) fcntl(admin_fd, F_SETFL, fcntl(admin_fd, F_GETFL) | O_NONBLOCK);
 
         if (d->vmm_fd < 0) {
                 if (strlen(d->config.vmm_socket_path) >= sizeof(sa.sun_path))
@@ -377,6 +384,7 @@ static void daemon_done(struct daemon *d)
                 vm_free(vm);
         d->persist = persist_free(d->persist);
         d->policy = policy_chain_free(d->policy);
+        registry_done(d);
         sd_event_source_disable_unref(d->vmm_source);
         sd_event_source_disable_unref(d->summary_timer);
         if (d->vmm_fd >= 0) {
@@ -516,6 +524,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         d->config.log_target = cfg.log_target;
         d->config.summary_interval_usec = cfg.summary_interval_usec;
         d->config.history_records = cfg.history_records;
+        d->config.require_registration = cfg.require_registration;
         persist_set_compact(d->persist, cfg.journal_compact);
         config_plugins_done(&d->config);
         d->config.plugins = TAKE_PTR(cfg.plugins);
@@ -541,6 +550,7 @@ int main(int argc, char *argv[])
         LIST_INIT(&d.sessions);
         LIST_INIT(&d.vms);
         LIST_INIT(&d.admin_conns);
+        LIST_INIT(&d.domains);
         log_setup(LOG_TARGET_AUTO, LOG_INFO); /* configuration errors go somewhere sensible */
         r = daemon_config_read(argc, argv, &d.config);
         if (r <= 0) {

@@ -29,6 +29,7 @@
 #include "macro.h"
 #include "outq.h"
 #include "persist.h"
+#include "registry.h"
 #include "session.h"
 #include "vm.h"
 
@@ -244,12 +245,22 @@ static int handle_hello(struct session *s, const Memconv__Message *m, int *fds, 
         return session_send(s, &out);
 }
 
+/**
+ * uuid_unparse_lower_() - 16 bytes to the 36-character lower-case form
+ */
+static void uuid_unparse_lower_(const uint8_t u[16], char out[37])
+{
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+                 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
 static int handle_attach(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
 {
         const Memconv__Attach *a = m->attach;
         Memconv__Message out = MEMCONV__MESSAGE__INIT;
         Memconv__AttachReply ar = MEMCONV__ATTACH_REPLY__INIT;
         Memconv__Status st;
+        struct domain_reg *reg = NULL;
         struct vm *vm;
         int r;
 
@@ -268,6 +279,18 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                 return session_refuse(s, m, MEMCONV__CODE__CODE_PERMISSION_DENIED, -EPERM,
                                       "attach: the token does not resume any detached instance of this VM "
                                       "owned by uid %u", (unsigned) s->cred.uid);
+        if (!vm && s->daemon->config.require_registration) {
+                char uuid[37];
+
+                uuid_unparse_lower_(a->uuid.data, uuid);
+                reg = registry_find(s->daemon, uuid);
+                if (!reg)
+                        log_notice("Refusing VM %s from pid %d: not registered by libvirt", uuid, (int) s->cred.pid);
+                if (!reg)
+                        return session_refuse(s, m, MEMCONV__CODE__CODE_PERMISSION_DENIED, -EPERM,
+                                              "attach: VM %s is not registered by libvirt (memconvd-libvirt-hook at "
+                                              "prepare begin) and RequireRegistration=yes", uuid);
+        }
         if (vm) {
                 vm->state = VM_ATTACHED;
                 vm->session = s;
@@ -282,6 +305,8 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                          vm->uuid_str, (int) s->cred.pid, (unsigned) s->cred.uid, vm->id,
                          protobuf_c_enum_descriptor_get_value(&memconv__cc_type__descriptor, a->cc_type)->name);
                 persist_vm_created(vm);
+                if (reg)
+                        registry_apply_policy(vm, reg);
         }
         s->vm = vm;
 

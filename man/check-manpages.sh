@@ -17,7 +17,12 @@
 #  3. every function declared in lib/memconv.h appears in libmemconv.3, and
 #     every mc_*() in its SYNOPSIS is declared in lib/memconv.h;
 #  4. every `message X {` of proto/memconv.proto is described in
-#     memconv-protocol.7, in a subsection of its own (.SS X).
+#     memconv-protocol.7, in a subsection of its own (.SS X);
+#  5. every long option of `memconvctl --help` appears in memconvctl.8;
+#  6. every (section, key) row of config_table in daemon/config.c is
+#     documented in memconvd.conf.5: "Key=" appears, and so does "[Section]";
+#  7. every man page in man/ is listed in dist_man_MANS of Makefile.am, and
+#     every page listed there exists.
 
 top_srcdir=${top_srcdir:-.}
 top_builddir=${top_builddir:-.}
@@ -157,6 +162,81 @@ else
                 checks=$((checks + 1))
                 if ! grep -qxF -- "$m" <<<"$headings"; then
                         fail "message $m of memconv.proto has no '.SS $m' subsection in memconv-protocol.7"
+                fi
+        done
+fi
+
+# ---------------------------------------------------------------- 5. memconvctl options
+page=$mandir/memconvctl.8
+ctl=$top_builddir/memconvctl
+if [ ! -f "$page" ]; then
+        fail "$page is missing"
+elif [ ! -x "$ctl" ]; then
+        fail "$ctl is not built; cannot compare its --help with $page"
+else
+        ctl_opts=$("$ctl" --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
+        if [ -z "$ctl_opts" ]; then
+                fail "$ctl --help lists no long options"
+        fi
+        text=$(page_text "$page" | grep -v '^\.\\"')
+        for o in $ctl_opts; do
+                checks=$((checks + 1))
+                if ! grep -qE -- "(^|[^a-z0-9-])$o([^a-z0-9-]|\$)" <<<"$text"; then
+                        fail "option $o is in 'memconvctl --help' but not documented in memconvctl.8"
+                fi
+        done
+fi
+
+# ---------------------------------------------------------------- 6. configuration keys
+page=$mandir/memconvd.conf.5
+config=$top_srcdir/daemon/config.c
+if [ ! -f "$page" ]; then
+        fail "$page is missing"
+elif [ ! -f "$config" ]; then
+        fail "$config is missing"
+else
+        # The rows of config_table: { "Section", "Key", parser, ... },
+        rows=$(awk '/config_table\[\][[:space:]]*=/ { in_table = 1; next }
+                    in_table && /^[[:space:]]*};/ { in_table = 0 }
+                    in_table' "$config" |
+               sed -nE 's/^[[:space:]]*\{[[:space:]]*"([A-Za-z0-9]+)"[[:space:]]*,[[:space:]]*"([A-Za-z0-9]+)"[[:space:]]*,.*/\1 \2/p')
+        if [ -z "$rows" ]; then
+                fail "no config_table rows found in $config"
+        fi
+        text=$(page_text "$page" | grep -v '^\.\\"')
+        while read -r section key; do
+                [ -n "$key" ] || continue
+                checks=$((checks + 1))
+                if ! grep -qE -- "(^|[^A-Za-z0-9])$key=" <<<"$text"; then
+                        fail "key $key= of section [$section] (daemon/config.c config_table) is not documented in memconvd.conf.5"
+                fi
+                if ! grep -qF -- "[$section]" <<<"$text"; then
+                        checks=$((checks + 1))
+                        fail "section [$section] (daemon/config.c config_table) is not documented in memconvd.conf.5"
+                fi
+        done <<<"$rows"
+fi
+
+# ---------------------------------------------------------------- 7. dist_man_MANS
+makefile=$top_srcdir/Makefile.am
+if [ ! -f "$makefile" ]; then
+        fail "$makefile is missing"
+else
+        # dist_man_MANS = a b \ (continuation lines) ...
+        listed=$(awk '/^dist_man_MANS[[:space:]]*\+?=/ { on = 1; sub(/^[^=]*=/, "") }
+                      on { line = $0; more = sub(/\\[[:space:]]*$/, "", line); print line; if (!more) on = 0 }' "$makefile" |
+                 tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
+        for page in "${pages[@]}"; do
+                name=man/$(basename "$page")
+                checks=$((checks + 1))
+                if ! grep -qxF -- "$name" <<<"$listed"; then
+                        fail "$name is not in dist_man_MANS of Makefile.am: it would be neither installed nor distributed; add it there"
+                fi
+        done
+        for name in $listed; do
+                checks=$((checks + 1))
+                if [ ! -f "$top_srcdir/$name" ]; then
+                        fail "$name is listed in dist_man_MANS of Makefile.am but does not exist"
                 fi
         done
 fi

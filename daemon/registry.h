@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * registry.h - domains that libvirt announced (memconvd-libvirt-hook at
+ * "prepare begin"): their uuid, name, confidential-computing type and the
+ * policy text from their domain XML. With [Policy] RequireRegistration=yes
+ * only a registered uuid may attach a new VM, and its policy lines
+ * ("PLUGIN key=value ...") become the VM's policy settings.
+ * Kept in memory: a VM that keeps running across a daemon restart resumes
+ * with its attach token and needs no registration.
+ */
+#pragma once
+
+#include "daemon.h"
+
+struct domain_reg {
+        LIST_ENTRY(domain_reg) link;
+        char uuid[37];
+        char *name;
+        int cc_type;
+        char *policy;
+};
+
+/** registry_set() - add or replace the registration of @uuid; Return: 0 or -ENOMEM */
+int registry_set(struct daemon *d, const char *uuid, const char *name, int cc_type, const char *policy);
+
+/** registry_find() - the registration of @uuid (36-char form), or NULL */
+struct domain_reg *registry_find(struct daemon *d, const char *uuid);
+
+/** registry_drop() - remove the registration of @uuid; Return: true if there was one */
+bool registry_drop(struct daemon *d, const char *uuid);
+
+/** registry_done() - free every registration */
+void registry_done(struct daemon *d);
+
+/**
+ * registry_apply_policy() - give @vm the policy lines of its registration
+ * (one "PLUGIN key=value ..." per line); a line that does not apply is
+ * logged and skipped
+ */
+struct vm;
+void registry_apply_policy(struct vm *vm, const struct domain_reg *reg);
