@@ -523,20 +523,7 @@ static Memconv__HistoryReply *history_fill(struct arena *a, struct vm *vm, uint6
                 r = arena_alloc(a, sizeof(*r));
                 if (!r)
                         return NULL;
-                memconv__history_record__init(r);
-                r->seq = h->seq;
-                r->realtime_usec = h->realtime_usec;
-                r->gpa = h->gpa;
-                r->size = h->size;
-                r->from = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED : MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
-                r->to = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
-                r->implicit = h->implicit;
-                r->source = (Memconv__ConvertSource) h->source;
-                r->vcpu = h->vcpu;
-                r->request_id = h->request_id;
-                r->decision_id = h->decision_id;
-                r->result = (Memconv__ChangeResult) h->result;
-                r->decision_latency_usec = h->decision_latency_usec;
+                history_record_to_pb(r, h);
                 m->records[m->n_records++] = r;
         }
         return m;

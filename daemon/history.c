@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "history.h"
+#include "memconv.pb-c.h"
 
 int history_init(struct history *h, size_t capacity)
 {
@@ -55,4 +56,22 @@ long history_find(const struct history *h, uint64_t since_seq)
         if (since_seq < first)
                 return 0;
         return (long) (since_seq - first + 1);
+}
+
+void history_record_to_pb(Memconv__HistoryRecord *r, const struct history_record *h)
+{
+        memconv__history_record__init(r);
+        r->seq = h->seq;
+        r->realtime_usec = h->realtime_usec;
+        r->gpa = h->gpa;
+        r->size = h->size;
+        r->from = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED : MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
+        r->to = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
+        r->implicit = h->implicit;
+        r->source = (Memconv__ConvertSource) h->source;
+        r->vcpu = h->vcpu;
+        r->request_id = h->request_id;
+        r->decision_id = h->decision_id;
+        r->result = (Memconv__ChangeResult) h->result;
+        r->decision_latency_usec = h->decision_latency_usec;
 }

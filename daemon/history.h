@@ -56,5 +56,12 @@ const struct history_record *history_append(struct history *h, const struct hist
  */
 long history_find(const struct history *h, uint64_t since_seq);
 
+/**
+ * history_record_to_pb() - the wire/journal form of @h (no pointers into
+ * @h: the message owns nothing)
+ */
+struct Memconv__HistoryRecord;
+void history_record_to_pb(struct Memconv__HistoryRecord *r, const struct history_record *h);
+
 /** history_at() - the @i-th oldest stored record (0 = oldest) */
 const struct history_record *history_at(const struct history *h, size_t i);

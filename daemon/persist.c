@@ -457,33 +457,12 @@ void persist_region(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, b
         persist_encode(vm, &rec);
 }
 
-/**
- * history_to_pb() - a HistoryRecord message for @h (no pointers)
- */
-static void history_to_pb(Memconv__HistoryRecord *r, const struct history_record *h)
-{
-        memconv__history_record__init(r);
-        r->seq = h->seq;
-        r->realtime_usec = h->realtime_usec;
-        r->gpa = h->gpa;
-        r->size = h->size;
-        r->from = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED : MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
-        r->to = h->to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
-        r->implicit = h->implicit;
-        r->source = (Memconv__ConvertSource) h->source;
-        r->vcpu = h->vcpu;
-        r->request_id = h->request_id;
-        r->decision_id = h->decision_id;
-        r->result = (Memconv__ChangeResult) h->result;
-        r->decision_latency_usec = h->decision_latency_usec;
-}
-
 void persist_change(struct vm *vm, const struct history_record *h)
 {
         Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
         Memconv__HistoryRecord m;
 
-        history_to_pb(&m, h);
+        history_record_to_pb(&m, h);
         rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_CHANGE;
         rec.change = &m;
         persist_encode(vm, &rec);
