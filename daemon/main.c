@@ -29,7 +29,7 @@
 #include <systemd/sd-event.h>
 
 #include "admin.h"
-#include "config.h"
+#include "conffile.h"
 #include "convert.h"
 #include "daemon.h"
 #include "history.h"

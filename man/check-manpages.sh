@@ -19,7 +19,7 @@
 #  4. every `message X {` of proto/memconv.proto is described in
 #     memconv-protocol.7, in a subsection of its own (.SS X);
 #  5. every long option of `memconvctl --help` appears in memconvctl.8;
-#  6. every (section, key) row of config_table in daemon/config.c is
+#  6. every (section, key) row of config_table in daemon/conffile.c is
 #     documented in memconvd.conf.5: "Key=" appears, and so does "[Section]";
 #  7. every man page in man/ is listed in dist_man_MANS of Makefile.am, and
 #     every page listed there exists.
@@ -189,7 +189,7 @@ fi
 
 # ---------------------------------------------------------------- 6. configuration keys
 page=$mandir/memconvd.conf.5
-config=$top_srcdir/daemon/config.c
+config=$top_srcdir/daemon/conffile.c
 if [ ! -f "$page" ]; then
         fail "$page is missing"
 elif [ ! -f "$config" ]; then
@@ -208,11 +208,11 @@ else
                 [ -n "$key" ] || continue
                 checks=$((checks + 1))
                 if ! grep -qE -- "(^|[^A-Za-z0-9])$key=" <<<"$text"; then
-                        fail "key $key= of section [$section] (daemon/config.c config_table) is not documented in memconvd.conf.5"
+                        fail "key $key= of section [$section] (daemon/conffile.c config_table) is not documented in memconvd.conf.5"
                 fi
                 if ! grep -qF -- "[$section]" <<<"$text"; then
                         checks=$((checks + 1))
-                        fail "section [$section] (daemon/config.c config_table) is not documented in memconvd.conf.5"
+                        fail "section [$section] (daemon/conffile.c config_table) is not documented in memconvd.conf.5"
                 fi
         done <<<"$rows"
 fi

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * config.c - memconvd.conf and its drop-ins; see config.h.
+ * conffile.c - memconvd.conf and its drop-ins; see config.h.
  *
  * Format: "[Section]" lines, "Key=Value" lines, "#" or ";" comments, blank
  * lines. Values are taken verbatim after the '=' with surrounding blanks
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "conffile.h"
 #include "log.h"
 #include "macro.h"
 #include "policy.h"
