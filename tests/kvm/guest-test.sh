@@ -176,4 +176,38 @@ fi
 kill -TERM $DPID
 wait $DPID
 echo "memconvd exit status $?"
+
+# policy: a daemon whose explicit-only plugin refuses implicit conversions.
+# The implicit scenario's first memory fault is refused: neither KVM's
+# attributes (the VMM sets them with the real ioctl only when told to; its
+# record must stay all shared) nor the daemon's map change.
+printf '[Policy]\nPluginDirectory=/lib/memconvd/plugins\nPlugins=explicit-only\n[Plugin explicit-only]\naction=refuse\n' > $T/policy.conf
+: > "$DLOG"
+memconvd --config $T/policy.conf --socket "$SOCK" --admin-socket "$ADMIN" --state-dir $T/state2 --log-target=stderr \
+        --log-level=debug --summary-interval=100000 2> "$DLOG" &
+DPID=$!
+i=0
+while [ ! -S "$ADMIN" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+timeout -s KILL "${KVMTEST_VMM_TIMEOUT:-180}" memconv-vmm --socket "$SOCK" --name policy --vm-type sw-protected \
+        --vcpus 1 --scenario implicit --verbose --state-out $T/policy.state > $T/policy.out 2>&1
+prc=$?
+nref=$(logn "MEMCONV_VM=policy" "MEMCONV_EVENT=refused" "MEMCONV_CODE=policy-refused")
+nimpl=$(logn "MEMCONV_VM=policy" "MEMCONV_EVENT=change" "MEMCONV_KIND=implicit")
+priv=$(grep -c ' private$' $T/policy.state 2>/dev/null)
+pmap=$(ctl ranges policy --private --no-legend 2>/dev/null | grep -c private)
+echo "policy: memconv-vmm exit $prc; $nref refused by policy, $nimpl implicit changes, VMM record private ranges $priv, daemon map private ranges $pmap"
+grep -m 3 -E 'refused|FAIL' $T/policy.out
+if [ "$prc" = 137 ]; then
+        say "FAIL policy: the VMM hung"
+elif [ "$prc" = 0 ]; then
+        say "FAIL policy: implicit conversions succeeded despite explicit-only"
+elif [ "$nref" -lt 1 ]; then
+        say "FAIL policy: the daemon refused nothing"
+elif [ "$nimpl" -ne 0 ] || [ "${priv:-0}" -ne 0 ] || [ "${pmap:-0}" -ne 0 ]; then
+        say "FAIL policy: something changed despite the refusal ($nimpl changes, $priv/$pmap private ranges)"
+else
+        say "PASS policy: $nref refused by explicit-only; KVM's attributes (VMM record) and the daemon's map unchanged"
+fi
+kill -TERM $DPID
+wait $DPID
 say END
