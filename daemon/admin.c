@@ -575,6 +575,7 @@ static int handle_history(struct admin_conn *c, const Memconv__AdminRequest *req
         struct vm *vm = resolve_or_refuse(c, req->id, rq->vm);
         size_t limit = rq->limit && rq->limit < HISTORY_PER_REPLY ? rq->limit : HISTORY_PER_REPLY;
         uint64_t since = rq->since_seq, last;
+        bool more;
 
         if (!vm)
                 return 1;
@@ -616,9 +617,10 @@ static int handle_history(struct admin_conn *c, const Memconv__AdminRequest *req
                 }
                 if (rq->limit)
                         part.history->more = false;
+                more = part.history->more;
                 r = admin_send(c, &part);
-                arena_free(&pa);
-                if (r < 0 || rq->limit || !part.history->more)
+                arena_free(&pa);  /* part.history is gone from here on */
+                if (r < 0 || rq->limit || !more)
                         return 1;
                 since = last;
         }
