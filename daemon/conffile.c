@@ -221,6 +221,9 @@ static const struct config_item config_table[] = {
         { "Policy", "PluginDirectory", parse_string, CFG(plugin_dir), 0, 0 },
         { "Policy", "Plugins", parse_plugins, 0, 0, 0 },
         { "Policy", "RequireRegistration", parse_bool, CFG(require_registration), 0, 0 },
+        { "Limits", "VMsPerUID", parse_unsigned, CFG(max_vms_per_uid), 1, 1000000 },
+        { "Limits", "RegionsPerVM", parse_unsigned, CFG(max_regions_per_vm), 1, 65536 },
+        { "Limits", "RequestsPerVM", parse_unsigned, CFG(max_requests_per_vm), 1, 1000000 },
 };
 
 void config_plugins_done(struct daemon_config *cfg)
@@ -331,8 +334,8 @@ static int config_parse_file(struct daemon_config *cfg, const char *path)
                         *end = 0;
                         snprintf(section, sizeof(section), "%s", l + 1);
                         if (strncmp(section, "Plugin ", 7) != 0 && strcmp(section, "Daemon") && strcmp(section, "Sockets") &&
-                            strcmp(section, "Journal") && strcmp(section, "Policy")) {
-                                log_error("%s:%u: unknown section [%s] (Daemon, Sockets, Journal, Policy, Plugin NAME)",
+                            strcmp(section, "Journal") && strcmp(section, "Policy") && strcmp(section, "Limits")) {
+                                log_error("%s:%u: unknown section [%s] (Daemon, Sockets, Journal, Policy, Limits, Plugin NAME)",
                                           path, lineno, section);
                                 r = -EINVAL;
                                 break;

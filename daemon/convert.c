@@ -467,6 +467,15 @@ int convert_request(struct vm *vm, struct session *s, const struct conv_request 
         struct mc_plan plan = { 0 };
         int r;
 
+        /* What one VM can make us hold is bounded; beyond it, a clear refusal. */
+        if (vm->n_in_flight + vm->n_waiting + vm->n_delayed >= vm->daemon->config.max_requests_per_vm) {
+                mc_error_set(&e, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOSPC,
+                             "VM %s already has %u conversions in flight or waiting (RequestsPerVM)", vm->name,
+                             vm->n_in_flight + vm->n_waiting + vm->n_delayed);
+                log_refusal(vm, req, &e);
+                return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_FAIL, req->to_private, NULL, 0);
+        }
+
         if (req->implicit) {
                 /* Only conversions are ours; anything else goes back to the VMM. */
                 if (req->fault_flags & ~FAULT_FLAGS_KNOWN) {

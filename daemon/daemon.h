@@ -50,6 +50,9 @@ struct daemon_config {
         size_t n_plugins;
         char *config_file;       /* owned: the file read (drop-ins: config_file + ".d/") */
         bool require_registration; /* only libvirt-registered uuids may attach new VMs */
+        unsigned max_vms_per_uid;      /* VM instances (attached or kept) one uid may have */
+        unsigned max_regions_per_vm;
+        unsigned max_requests_per_vm;  /* decided-but-unfinished + waiting + delayed */
 };
 
 struct daemon {

@@ -434,6 +434,9 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .summary_interval_usec = 1000000,
                 .log_level = LOG_INFO,
                 .log_target = LOG_TARGET_AUTO,
+                .max_vms_per_uid = 256,
+                .max_regions_per_vm = 256,
+                .max_requests_per_vm = 4096,
         };
         cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
         if (!cfg->config_file)
@@ -525,6 +528,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         d->config.summary_interval_usec = cfg.summary_interval_usec;
         d->config.history_records = cfg.history_records;
         d->config.require_registration = cfg.require_registration;
+        d->config.max_vms_per_uid = cfg.max_vms_per_uid;
+        d->config.max_regions_per_vm = cfg.max_regions_per_vm;
+        d->config.max_requests_per_vm = cfg.max_requests_per_vm;
         persist_set_compact(d->persist, cfg.journal_compact);
         config_plugins_done(&d->config);
         d->config.plugins = TAKE_PTR(cfg.plugins);

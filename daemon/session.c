@@ -291,6 +291,20 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                                               "attach: VM %s is not registered by libvirt (memconvd-libvirt-hook at "
                                               "prepare begin) and RequireRegistration=yes", uuid);
         }
+        if (!vm) {
+                struct vm *o;
+                unsigned n = 0;
+
+                LIST_FOREACH(o, &s->daemon->vms, link)
+                        n += o->uid == s->cred.uid;
+                if (n >= s->daemon->config.max_vms_per_uid) {
+                        log_notice("Refusing a VM for uid %u: it has %u VM instances (VMsPerUID=%u)",
+                                   (unsigned) s->cred.uid, n, s->daemon->config.max_vms_per_uid);
+                        return session_refuse(s, m, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOSPC,
+                                              "attach: uid %u already has %u VMs (VMsPerUID); forget detached "
+                                              "ones with memconvctl forget", (unsigned) s->cred.uid, n);
+                }
+        }
         if (vm) {
                 vm->state = VM_ATTACHED;
                 vm->session = s;
@@ -341,6 +355,11 @@ static int handle_register_region(struct session *s, const Memconv__Message *m, 
         const Memconv__RegisterRegion *rr = m->register_region;
         struct mc_msg_error e;
         int r;
+
+        if (s->vm->n_regions >= s->daemon->config.max_regions_per_vm)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOSPC,
+                                      "register-region: VM %s already has %zu regions (RegionsPerVM)", s->vm->name,
+                                      s->vm->n_regions);
 
         r = vm_region_add(s->vm, rr->slot, rr->gpa, rr->size, fds[0], rr->guest_memfd_offset,
                           rr->has_shared ? fds[1] : -EBADF, rr->shared_offset,

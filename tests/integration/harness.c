@@ -58,7 +58,10 @@ int daemon_start(void)
                 char state[320];
 
                 snprintf(state, sizeof(state), "%s/state", tmpdir);
-                execl(bin, bin, "--socket", sock_path, "--state-dir", state, "--log-target=stderr", "--log-level=debug",
+                const char *conf = getenv("MEMCONV_TEST_CONFIG");
+
+                execl(bin, bin, "--config", conf ? conf : "/dev/null", "--socket", sock_path, "--state-dir", state,
+                      "--log-target=stderr", "--log-level=debug",
                       (char *) NULL);
                 _exit(127);
         }
