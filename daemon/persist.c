@@ -263,6 +263,26 @@ static void persist_drain(struct persist *p)
                                                 j->kind == JOB_REWRITE ? "rewrite" : "delete", j->n_acks);
                         if (vm)
                                 vm->stats.journal_errors++;
+                        /* A VMM that detaches must not wait forever for durability we cannot give:
+                         * it is detached and told that its last changes may be lost. */
+                        if (vm && vm->session && j->detach_reply) {
+                                struct mc_msg_error e;
+                                struct session *sess = vm->session;
+
+                                session_vm_detached(sess);
+                                mc_error_set(&e, MEMCONV__CODE__CODE_INTERNAL, j->error,
+                                             "detached, but the journal could not be written (%s): the last "
+                                             "changes are not durable", strerror(-j->error));
+                                (void) session_send_error(sess, j->detach_reply, &e);
+                        }
+                        /* Reapplied requests waiting for this batch get the same answer. */
+                        for (size_t i = 0; vm && vm->session && i < j->n_replies; i++) {
+                                struct mc_msg_error e;
+
+                                mc_error_set(&e, MEMCONV__CODE__CODE_INTERNAL, j->error,
+                                             "the journal could not be written (%s)", strerror(-j->error));
+                                (void) session_send_error(vm->session, j->replies[i], &e);
+                        }
                 } else
                         job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies, j->detach_reply);
                 if (j->kind == JOB_APPEND) {

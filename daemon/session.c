@@ -201,6 +201,20 @@ int session_send_committed(struct session *s, const uint64_t *ids, size_t n)
         return r;
 }
 
+int session_send_error(struct session *s, uint64_t id, const struct mc_msg_error *e)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__Reply rp = MEMCONV__REPLY__INIT;
+        Memconv__Status st;
+
+        status_from(&st, e);
+        rp.status = &st;
+        m.id = id;
+        m.body_case = MEMCONV__MESSAGE__BODY_REPLY;
+        m.reply = &rp;
+        return session_send(s, &m);
+}
+
 int session_send_ok(struct session *s, uint64_t id)
 {
         Memconv__Message m = MEMCONV__MESSAGE__INIT;

@@ -42,6 +42,9 @@ int session_send_committed(struct session *s, const uint64_t *ids, size_t n);
 /** session_vm_detached() - detach the session's VM now (its Detach is durable) */
 void session_vm_detached(struct session *s);
 
+/** session_send_error() - answer request @id with a Reply carrying @e */
+int session_send_error(struct session *s, uint64_t id, const struct mc_msg_error *e);
+
 /** session_send_ok() - answer request @id with Reply OK */
 int session_send_ok(struct session *s, uint64_t id);
 
