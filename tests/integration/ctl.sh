@@ -20,7 +20,9 @@ command -v python3 > /dev/null 2>&1 && python3 -c 'import json' 2>/dev/null && h
 CTLDIR=$(mktemp -d "${TMPDIR:-/tmp}/memconv-ctl.XXXXXX")
 ADMIN=$CTLDIR/admin.sock
 mkdir "$CTLDIR/state"
-start_daemon --admin-socket "$ADMIN" --state-dir "$CTLDIR/state"
+# The history ring must hold the whole backlog the follow test reads (a slow
+# machine runs the storm longer before it is paused).
+start_daemon --admin-socket "$ADMIN" --state-dir "$CTLDIR/state" --history-records=1000000
 LIVE_PID=
 trap '[ -n "$LIVE_PID" ] && kill "$LIVE_PID" 2>/dev/null; stop_daemon_quiet; rm -rf "$CTLDIR"' EXIT
 for _ in $(seq 1 300); do [ -S "$ADMIN" ] && break; sleep 0.01; done
