@@ -169,7 +169,7 @@ note "prepared in $(( t_prep - t_start )) s; booting (TCG, timeout ${TIMEOUT} s)
 
 # ------------------------------------------------------------ boot
 LOG=$OUT/console.log
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -machine q35 -cpu max -smp 2 -m 2048 \
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=${MEMCONV_KVM_TCG_THREAD:-single} -machine q35 -cpu max -smp 2 -m 2048 \
         -kernel "$KDIR/vmlinuz" -initrd "$OUT/initramfs.gz" \
         -append "console=ttyS0 panic=-1 quiet loglevel=4" -nographic -no-reboot -monitor none \
         < /dev/null > "$LOG" 2>&1
