@@ -271,6 +271,15 @@ static void gen_admin(void)
         Memconv__CheckFinding *fis[1] = { &fi };
         Memconv__CheckReply cr = MEMCONV__CHECK_REPLY__INIT;
         Memconv__ForgetReply fr = MEMCONV__FORGET_REPLY__INIT;
+        Memconv__PolicyShowRequest psq = MEMCONV__POLICY_SHOW_REQUEST__INIT;
+        Memconv__PolicySetRequest pstq = MEMCONV__POLICY_SET_REQUEST__INIT;
+        Memconv__RegisterDomainRequest rdq = MEMCONV__REGISTER_DOMAIN_REQUEST__INIT;
+        Memconv__PolicyOverride po = MEMCONV__POLICY_OVERRIDE__INIT;
+        Memconv__PolicyOverride *pos[1] = { &po };
+        char *plugins[2] = { (char *) "explicit-only", (char *) "rate-limit" };
+        Memconv__PolicyShowReply psr = MEMCONV__POLICY_SHOW_REPLY__INIT;
+        Memconv__PolicySetReply pstr = MEMCONV__POLICY_SET_REPLY__INIT;
+        Memconv__RegisterDomainReply rdr = MEMCONV__REGISTER_DOMAIN_REPLY__INIT;
         uint64_t buckets[4] = { 1, 5, 9, 2 };
 
 #define REQ(name, field, ptr, bodycase)                                         \
@@ -377,6 +386,30 @@ static void gen_admin(void)
         st.errno_value = -2;
         st.message = (char *) "no VM matches \"x\"";
         REP("rep-forget-error", forget, &fr, MEMCONV__ADMIN_REPLY__BODY_FORGET);
+        psq.vm = &sel;
+        REQ("req-policy-show", policy_show, &psq, MEMCONV__ADMIN_REQUEST__BODY_POLICY_SHOW);
+        pstq.vm = &sel;
+        pstq.plugin = (char *) "rate-limit";
+        pstq.settings = (char *) "conversions-per-sec=20 mode=delay";
+        REQ("req-policy-set", policy_set, &pstq, MEMCONV__ADMIN_REQUEST__BODY_POLICY_SET);
+        rdq.uuid = (char *) "6a1e3c55-0b7d-4e21-9f10-4233aa010203";
+        rdq.name = (char *) "guest one";
+        rdq.cc_type = MEMCONV__CC_TYPE__CC_TYPE_SEV_SNP;
+        rdq.policy = (char *) "explicit-only action=stop-vm\nrate-limit bytes-per-sec=1048576";
+        REQ("req-register-domain", register_domain, &rdq, MEMCONV__ADMIN_REQUEST__BODY_REGISTER_DOMAIN);
+        st.code = MEMCONV__CODE__CODE_OK;
+        st.errno_value = 0;
+        st.message = NULL;
+        po.plugin = (char *) "explicit-only";
+        po.settings = (char *) "enforce=no";
+        psr.n_plugins = 2;
+        psr.plugins = plugins;
+        psr.effective = (char *) "explicit-only: enforce=no action=inject-fault refused=0";
+        psr.n_overrides = 1;
+        psr.overrides = pos;
+        REP("rep-policy-show", policy_show, &psr, MEMCONV__ADMIN_REPLY__BODY_POLICY_SHOW);
+        REP("rep-policy-set", policy_set, &pstr, MEMCONV__ADMIN_REPLY__BODY_POLICY_SET);
+        REP("rep-register-domain", register_domain, &rdr, MEMCONV__ADMIN_REPLY__BODY_REGISTER_DOMAIN);
 #undef REQ
 #undef REP
         write_file(t, "edge-empty", "", 0);
