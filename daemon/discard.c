@@ -26,7 +26,6 @@ struct discarder {
         pthread_cond_t cond;
         struct discard_job *queue_head, *queue_tail;
         struct discard_job *done_head, *done_tail;
-        unsigned pending;
         bool stopping;
         pthread_t *threads;
         unsigned n_threads;
@@ -115,9 +114,6 @@ static void discarder_drain(struct discarder *dc)
                 struct discard_job *job = list;
 
                 list = job->next;
-                pthread_mutex_lock(&dc->lock);
-                dc->pending--;
-                pthread_mutex_unlock(&dc->lock);
                 dc->done(job, dc->userdata);
         }
 }
@@ -177,19 +173,8 @@ void discarder_submit(struct discarder *dc, struct discard_job *job)
 {
         pthread_mutex_lock(&dc->lock);
         job_append(&dc->queue_head, &dc->queue_tail, job);
-        dc->pending++;
         pthread_cond_signal(&dc->cond);
         pthread_mutex_unlock(&dc->lock);
-}
-
-unsigned discarder_pending(struct discarder *dc)
-{
-        unsigned n;
-
-        pthread_mutex_lock(&dc->lock);
-        n = dc->pending;
-        pthread_mutex_unlock(&dc->lock);
-        return n;
 }
 
 struct discarder *discarder_free(struct discarder *dc)

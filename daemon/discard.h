@@ -48,9 +48,6 @@ int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void 
 /** discarder_submit() - queue @job (ownership passes until @done gets it back) */
 void discarder_submit(struct discarder *dc, struct discard_job *job);
 
-/** discarder_pending() - jobs queued or running */
-unsigned discarder_pending(struct discarder *dc);
-
 /**
  * discarder_free() - finish the jobs already running, cancel the queued ones
  * (their @done runs with -ECANCELED), stop the workers; accepts NULL
