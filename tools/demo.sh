@@ -33,7 +33,7 @@ echo "== memconvctl list"
 ctl list
 echo
 echo "== memconvctl ranges storm-guest --private (what is private right now; KVM cannot say)"
-ctl ranges storm-guest --private | head -n 12
+ctl ranges storm-guest --private
 echo
 echo "== memconvctl history demo-guest --limit 8"
 ctl history demo-guest --limit 8
@@ -43,10 +43,11 @@ ctl stats storm-guest
 
 echo
 echo "== the daemon's journal-style log: one structured record per change (first 6 of $(grep -c 'MEMCONV_EVENT=change' "$run/memconvd.log"))"
-grep 'MEMCONV_EVENT=change' "$run/memconvd.log" | head -6 | sed -e 's/^<[0-9]>/  /' -e 's/  MESSAGE_ID=[0-9a-f]*//'
+# grep -m, not head: with pipefail a reader that stops early would fail the demo
+grep -m 6 'MEMCONV_EVENT=change' "$run/memconvd.log" | sed -e 's/^<[0-9]>/  /' -e 's/  MESSAGE_ID=[0-9a-f]*//'
 echo
 echo "== refusals"
-grep -E 'MEMCONV_EVENT=refused' "$run/memconvd.log" | head -3 | sed -e 's/^<[0-9]>/  /' -e 's/  MESSAGE_ID=.*//'
+grep -m 3 -E 'MEMCONV_EVENT=refused' "$run/memconvd.log" | sed -e 's/^<[0-9]>/  /' -e 's/  MESSAGE_ID=.*//'
 echo
 echo "== the daemon's map equals the storm VMM's own record of what it applied:"
 diff <(ctl --json ranges storm-guest --private | python3 -c 'import json,sys; [print(hex(r["gpa"]), hex(r["size"])) for r in json.load(sys.stdin)["ranges"]]') \
