@@ -107,18 +107,50 @@ int daemon_fd_count(const char *match)
         return n;
 }
 
-bool log_contains(const char *a, const char *b)
+int daemon_fd_settle(const char *match, int want)
+{
+        uint64_t t0 = now_ms();
+        int n;
+
+        while ((n = daemon_fd_count(match)) > want && now_ms() - t0 < SETTLE_MS)
+                usleep(2000);
+        return n;
+}
+
+bool log_wait(const char *a, const char *b)
+{
+        return log_wait_count(a, b, 1);
+}
+
+int log_count(const char *a, const char *b)
 {
         char line[4096];
-        bool found = false;
+        int n = 0;
         FILE *f = fopen(log_path, "re");
 
         if (!f)
-                return false;
-        while (!found && fgets(line, sizeof(line), f))
-                found = strstr(line, a) && (!b || strstr(line, b));
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                n += strstr(line, a) && (!b || strstr(line, b));
         fclose(f);
-        return found;
+        return n;
+}
+
+bool log_contains(const char *a, const char *b)
+{
+        return log_count(a, b) > 0;
+}
+
+bool log_wait_count(const char *a, const char *b, int n)
+{
+        uint64_t t0 = now_ms();
+
+        while (log_count(a, b) < n) {
+                if (now_ms() - t0 >= SETTLE_MS)
+                        return false;
+                usleep(2000);
+        }
+        return true;
 }
 
 /* ------------------------------------------------------------ raw client */
@@ -136,7 +168,7 @@ int raw_connect(void)
 
 uint64_t last_committed;
 
-/* Wait up to 2 s for one message; Committed notices are noted and skipped. */
+/* Wait up to SETTLE_MS for one message; Committed notices are noted and skipped. */
 Memconv__Message *recv_msg(int sock)
 {
         for (;;) {
@@ -145,7 +177,7 @@ Memconv__Message *recv_msg(int sock)
                 int fds[MC_FRAME_MAX_FDS];
                 size_t n = 0;
 
-                if (poll(&p, 1, 2000) != 1)
+                if (poll(&p, 1, SETTLE_MS) != 1)
                         return NULL;
                 if (mc_frame_recv(sock, 0, &m, fds, &n) < 0)
                         return NULL;
@@ -502,7 +534,7 @@ Memconv__AdminReply *admin_call(int sock, const Memconv__AdminRequest *req)
 
         if (mc_frame_send_pb(sock, &req->base, NULL, 0) < 0)
                 return NULL;
-        if (poll(&p, 1, 2000) != 1)
+        if (poll(&p, 1, SETTLE_MS) != 1)
                 return NULL;
         if (mc_frame_recv_pb(sock, 0, &memconv__admin_reply__descriptor, &m, fds, &n) < 0)
                 return NULL;

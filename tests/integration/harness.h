@@ -57,7 +57,7 @@ bool daemon_alive(void);
 long daemon_rss_kb(void);
 /* admin_connect() - a connected admin-socket client (owned by the caller) */
 int admin_connect(void);
-/* admin_call() - send @req (id set by the caller) and wait up to 2 s for its reply */
+/* admin_call() - send @req (id set by the caller) and wait up to SETTLE_MS for its reply */
 Memconv__AdminReply *admin_call(int sock, const Memconv__AdminRequest *req);
 /* admin_vm_count() - how many VMs `list` shows (-1 on error) */
 long admin_vm_count(void);
@@ -67,9 +67,21 @@ uint64_t now_ms(void);
 int daemon_start(void);
 int daemon_fd_count(const char *match);
 bool log_contains(const char *a, const char *b);
+/* log_count() - how many log lines contain @a (and @b when not NULL) */
+int log_count(const char *a, const char *b);
+/* The daemon does some of its work (closing fds, logging) after it answers:
+ * these wait up to SETTLE_MS for it. The bound only turns a hang into a
+ * failure; no test depends on how fast the daemon is. */
+#define SETTLE_MS 10000
+/* daemon_fd_settle() - wait until at most @want fds match; Return: the count */
+int daemon_fd_settle(const char *match, int want);
+/* log_wait() - wait until a log line contains @a (and @b when not NULL) */
+bool log_wait(const char *a, const char *b);
+/* log_wait_count() - wait until at least @n log lines match */
+bool log_wait_count(const char *a, const char *b, int n);
 
 /* The raw VMM client: each request helper sets the id, sends, and waits up
- * to 2 s for the answer (NULL if none); Committed notices are skipped and
+ * to SETTLE_MS for the answer (NULL if none); Committed notices are skipped and
  * noted in last_committed. */
 int raw_connect(void);
 Memconv__Message *recv_msg(int sock);

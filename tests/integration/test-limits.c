@@ -65,8 +65,7 @@ static void test_regions_and_requests(void)
         before = daemon_fd_count("kvm-gmem");
         expect_reply(register_region(&v, 2, 4 * REGION_GPA, REGION_SIZE, gm, -1), MEMCONV__CODE__CODE_RESOURCE_LIMIT,
                      "RegionsPerVM");
-        usleep(20000);
-        CU_ASSERT_EQUAL(daemon_fd_count("kvm-gmem"), before);  /* the refused fd was not kept */
+        CU_ASSERT_EQUAL(daemon_fd_settle("kvm-gmem", before), before);  /* the refused fd was not kept */
         safe_close(gm);
         expect_decision(convert(&v, 4 * REGION_GPA, PAGE, true), MEMCONV__ACTION__ACTION_FAIL,
                         MEMCONV__CODE__CODE_OUT_OF_RANGE, NULL);
