@@ -206,6 +206,10 @@ static void stats_add(Memconv__ConversionStats *m, const struct vm *vm)
         m->discards += s->discards;
         m->discard_errors += s->discard_errors;
         m->discard_bytes += s->discard_bytes;
+        m->policy_refused += s->policy_refused;
+        m->policy_delayed += s->policy_delayed;
+        m->journal_errors += s->journal_errors;
+        m->reapplied += s->reapplied;
 }
 
 /**

@@ -69,6 +69,10 @@ void ctl_json_stats(struct json_writer *j, const char *key, const Memconv__Conve
         json_u64(j, "discards", s->discards);
         json_u64(j, "discard_errors", s->discard_errors);
         json_u64(j, "discard_bytes", s->discard_bytes);
+        json_u64(j, "policy_refused", s->policy_refused);
+        json_u64(j, "policy_delayed", s->policy_delayed);
+        json_u64(j, "journal_errors", s->journal_errors);
+        json_u64(j, "reapplied", s->reapplied);
         ctl_json_histogram(j, "decision_latency", s->decision_latency);
         ctl_json_histogram(j, "discard_latency", s->discard_latency);
         json_object_end(j);
@@ -109,6 +113,10 @@ void ctl_print_stats_fields(FILE *f, int key_width, const Memconv__ConversionSta
                   " waited for a conversion in flight", s->rolled_back, s->abandoned, s->waited);
         ctl_field(f, key_width, "Discards", "%" PRIu64 " (%s), %" PRIu64 " failed", s->discards,
                   format_bytes(a, s->discard_bytes), s->discard_errors);
+        ctl_field(f, key_width, "Policy", "%" PRIu64 " refused, %" PRIu64 " delayed", s->policy_refused,
+                  s->policy_delayed);
+        ctl_field(f, key_width, "Journal", "%" PRIu64 " write errors; %" PRIu64 " decisions re-sent by a resumed VMM",
+                  s->journal_errors, s->reapplied);
         ctl_field(f, key_width, "Decision latency", "%s", latency_text(lat, sizeof(lat), s->decision_latency));
         ctl_field(f, key_width, "Discard latency", "%s", latency_text(lat, sizeof(lat), s->discard_latency));
 }
@@ -305,6 +313,14 @@ static const struct {
           offsetof(Memconv__ConversionStats, discard_errors) },
         { "discard_bytes_total", "Bytes of stale backing discarded.",
           offsetof(Memconv__ConversionStats, discard_bytes) },
+        { "policy_refused_total", "Conversion requests a policy plugin refused (also counted in refused_total).",
+          offsetof(Memconv__ConversionStats, policy_refused) },
+        { "policy_delayed_total", "Conversion requests a policy plugin delayed (their vCPU waited).",
+          offsetof(Memconv__ConversionStats, policy_delayed) },
+        { "journal_errors_total", "Journal writes that failed: the changes they carried are not durable.",
+          offsetof(Memconv__ConversionStats, journal_errors) },
+        { "reapplied_total", "Decisions a VMM re-sent after reconnecting (applied before a hang-up).",
+          offsetof(Memconv__ConversionStats, reapplied) },
 };
 
 /**

@@ -193,6 +193,21 @@ static void test_rate_limit(void)
         CU_ASSERT_EQUAL(r, -EACCES);
         CU_ASSERT_EQUAL(ctl(out, sizeof(out), "policy set pol rate-limit"), 0);  /* back to the defaults */
         CU_ASSERT(is_state(13 * PAGE, false));
+
+        /* The policy's work shows in the stats: explicit-only refused two
+         * faults, rate-limit delayed one request and refused one. */
+        CU_ASSERT_EQUAL(ctl(out, sizeof(out), "show pol"), 0);
+        if (!strstr(out, "3 refused, 1 delayed"))
+                printf("\n  show pol said:\n%s", out);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "3 refused, 1 delayed"));
+        {
+                static char prom[1 << 16];
+
+                CU_ASSERT_EQUAL(ctl(prom, sizeof(prom), "stats --prometheus"), 0);
+                CU_ASSERT_PTR_NOT_NULL(strstr(prom, "memconvd_policy_refused_total{vm=\"pol\""));
+                CU_ASSERT_PTR_NOT_NULL(strstr(prom, "memconvd_policy_delayed_total{vm=\"pol\""));
+                CU_ASSERT_PTR_NOT_NULL(strstr(prom, "memconvd_daemon_policy_refused_total 3\n"));
+        }
 }
 
 static void test_reload(void)
