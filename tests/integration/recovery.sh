@@ -87,6 +87,13 @@ storm_with_kills() {
         "$VMM" --socket "$SOCK" --name "$name" --vcpus 2 --scenario storm --iterations 1200 --seed $RANDOM \
                 --state-out "$TESTDIR/vmm.state" > "$TESTDIR/$name.out" 2>&1 &
         VMMPID=$!
+        # The kills start once the VMM has attached: a daemon killed before
+        # that would only test the VMM's first connect, which does not retry.
+        for _ in $(seq 1000); do
+                "$CTL" --admin-socket "$TESTDIR/admin.sock" show "$name" 2>/dev/null | grep -q "State: attached" && break
+                kill -0 $VMMPID 2>/dev/null || break
+                sleep 0.01
+        done
         for i in $(seq "$kills"); do
                 sleep "0.$(( RANDOM % 6 + 2 ))"
                 kill -0 $VMMPID 2>/dev/null || break
