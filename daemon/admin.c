@@ -210,6 +210,7 @@ static void stats_add(Memconv__ConversionStats *m, const struct vm *vm)
         m->policy_delayed += s->policy_delayed;
         m->journal_errors += s->journal_errors;
         m->reapplied += s->reapplied;
+        m->discard_retries += s->discard_retries;
 }
 
 /**
@@ -234,6 +235,32 @@ static Memconv__ConversionStats *stats_to_pb(struct arena *a, struct daemon *d, 
         m->decision_latency = histogram_to_pb(a, &dec);
         m->discard_latency = histogram_to_pb(a, &dis);
         return m;
+}
+
+/**
+ * vm_domain_label() - which domain @vm is: the policy chain's label (the
+ * libvirt plugin names the domain and its state from libvirt itself), else
+ * the name libvirt's hook registered for its uuid, else ""
+ */
+static char *vm_domain_label(struct arena *a, struct daemon *d, const struct vm *vm)
+{
+        const struct domain_reg *reg = registry_find(d, vm->uuid_str);
+        struct mc_policy_vm pv = {
+                .vm_id = vm->id,
+                .uuid = vm->uuid_str,
+                .name = vm->name,
+                .cc_type = vm->cc_type,
+                .uid = (uint32_t) vm->uid,
+                .pid = (int32_t) vm->pid,
+                .registered = reg != NULL,
+                .registered_name = reg ? reg->name : NULL,
+        };
+        char label[128];
+
+        policy_chain_label(d->policy, &pv, label, sizeof(label));
+        if (!label[0] && reg && reg->name)
+                snprintf(label, sizeof(label), "%s", reg->name);
+        return label[0] ? arena_strdup(a, label) : (char *) "";
 }
 
 /**
@@ -279,6 +306,7 @@ static Memconv__VmInfo *vm_to_pb(struct arena *a, struct daemon *d, struct vm *v
         }
         m->shared_bytes = ram - m->private_bytes;
         m->stats = stats_to_pb(a, d, vm);
+        m->domain = vm_domain_label(a, d, vm);
         return m;
 }
 
@@ -815,18 +843,24 @@ static int handle_forget(struct admin_conn *c, const Memconv__AdminRequest *req,
                          Memconv__AdminReply *reply)
 {
         const Memconv__VmSelector *sel = req->forget->vm;
-        bool registered = sel && sel->spec && registry_drop(c->daemon, sel->spec);
         struct vm *vm = vm_resolve(c->daemon, sel);
         Memconv__ForgetReply *m;
+        int dropped;
 
-        if (registered)
-                log_info("Domain %s unregistered by admin pid %d", sel->spec, (int) c->cred.pid);
-        if (!vm && !registered)
-                return resolve_or_refuse(c, req->id, sel), 1;
+        /* Refused before anything changes: the registration stays with its running VM. */
         if (vm && vm->state == VM_ATTACHED)
                 return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_BUSY, -EBUSY,
                                          "forget: VM %s is attached (VMM pid %d); stop the VM first",
                                          vm->name, (int) vm->pid), 1;
+        dropped = sel && sel->spec ? registry_drop(c->daemon, sel->spec) : 0;
+        if (dropped < 0)
+                return admin_reply_error(c, req->id, mc_code_from_errno(dropped), dropped,
+                                         "forget: cannot write the registrations to %s: %s; nothing was forgotten",
+                                         c->daemon->config.state_dir, strerror(-dropped)), 1;
+        if (dropped > 0)
+                log_info("Domain %s unregistered by admin pid %d", sel->spec, (int) c->cred.pid);
+        if (!vm && dropped == 0)
+                return resolve_or_refuse(c, req->id, sel), 1;
         /* Every detached instance of it: a domain restarted many times leaves several. */
         while (vm && vm->state == VM_DETACHED) {
                 char uuid[37];
@@ -968,8 +1002,12 @@ static int handle_register_domain(struct admin_conn *c, const Memconv__AdminRequ
                 return admin_reply_error(c, req->id, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
                                          "register: policy text exceeds 16 KiB"), 1;
         r = registry_set(c->daemon, rq->uuid, rq->name, rq->cc_type, rq->policy);
-        if (r < 0)
+        if (r == -ENOMEM)
                 return r;
+        if (r < 0)
+                return admin_reply_error(c, req->id, mc_code_from_errno(r), r,
+                                         "register: cannot write the registration to %s: %s; not registered",
+                                         c->daemon->config.state_dir, strerror(-r)), 1;
         log_info("Domain %s (%s) registered by libvirt hook pid %d%s", rq->name, rq->uuid, (int) c->cred.pid,
                  rq->policy && *rq->policy ? ", with a policy" : "");
         m = arena_alloc(a, sizeof(*m));
@@ -1160,9 +1198,21 @@ static int admin_on_listen(sd_event_source *s, int listen_fd, uint32_t revents, 
                 int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
                 if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* As session_on_listen(): pause instead of spinning on a
+                                 * readable socket until an fd is freed. */
+                                if (sd_event_source_get_ratelimit(s, NULL, NULL) < 0) {
+                                        log_warning_errno(errno, "Failed to accept an admin connection; "
+                                                          "retrying every 100 ms");
+                                        (void) sd_event_source_set_ratelimit(s, 100 * 1000, 1);
+                                }
+                        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning_errno(errno, "Failed to accept an admin connection");
                         return 0;
+                }
+                if (sd_event_source_get_ratelimit(s, NULL, NULL) >= 0) {
+                        (void) sd_event_source_set_ratelimit(s, 0, 0);
+                        log_notice("Accepting admin connections again");
                 }
                 c = calloc(1, sizeof(*c));
                 if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 ||

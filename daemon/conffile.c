@@ -21,6 +21,7 @@
 #include "log.h"
 #include "macro.h"
 #include "policy.h"
+#include "sandbox.h"
 
 typedef int (*config_parser)(const char *value, void *dest, long min, long max);
 
@@ -135,6 +136,16 @@ static int parse_target(const char *v, void *dest, long min, long max)
         return 0;
 }
 
+static int parse_syscall_filter(const char *v, void *dest, long min, long max)
+{
+        int m = sandbox_filter_from_string(v);
+
+        if (m < 0)
+                return -EINVAL;
+        *(int *) dest = m;
+        return 0;
+}
+
 static int parse_group(const char *v, void *dest, long min, long max)
 {
         struct group *g = getgrnam(v);
@@ -143,6 +154,16 @@ static int parse_group(const char *v, void *dest, long min, long max)
                 return -ENOENT;
         *(gid_t *) dest = g->gr_gid;
         return 0;
+}
+
+/* A plugin is the file NAME.so in the plugin directory: a plain file name only. */
+static bool plugin_name_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > 64 || s[0] == '.')
+                return false;
+        return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
 /**
@@ -159,6 +180,13 @@ static int parse_plugins(const char *v, void *dest, long min, long max)
         if (!copy)
                 return -ENOMEM;
         for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+                if (!plugin_name_valid(w)) {
+                        free(copy);
+                        for (size_t i = 0; i < n; i++)
+                                policy_plugin_config_done(&list[i]);
+                        free(list);
+                        return -EINVAL;
+                }
                 nl = realloc(list, sizeof(*list) * (n + 1));
                 if (!nl)
                         goto oom;
@@ -210,6 +238,7 @@ static const struct config_item config_table[] = {
         { "Daemon", "LogTarget", parse_target, CFG(log_target), 0, 0 },
         { "Daemon", "DiscardThreads", parse_unsigned, CFG(discard_threads), 1, 64 },
         { "Daemon", "SummaryIntervalMSec", parse_msec, CFG(summary_interval_usec), 10, 3600000 },
+        { "Daemon", "SystemCallFilter", parse_syscall_filter, CFG(syscall_filter), 0, 0 },
         { "Sockets", "VMMSocket", parse_string, CFG(vmm_socket_path), 0, 0 },
         { "Sockets", "AdminSocket", parse_string, CFG(admin_socket_path), 0, 0 },
         { "Sockets", "VMMGroup", parse_group, CFG(vmm_group), 0, 0 },
@@ -337,6 +366,12 @@ static int config_parse_file(struct daemon_config *cfg, const char *path)
                             strcmp(section, "Journal") && strcmp(section, "Policy") && strcmp(section, "Limits")) {
                                 log_error("%s:%u: unknown section [%s] (Daemon, Sockets, Journal, Policy, Limits, Plugin NAME)",
                                           path, lineno, section);
+                                r = -EINVAL;
+                                break;
+                        }
+                        if (!strncmp(section, "Plugin ", 7) && !plugin_name_valid(section + 7)) {
+                                log_error("%s:%u: [%s]: a plugin name is 1-64 letters, digits, '_', '.' or '-', "
+                                          "not starting with '.'", path, lineno, section);
                                 r = -EINVAL;
                                 break;
                         }

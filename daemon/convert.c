@@ -20,6 +20,9 @@
  *     Applied(failed): rollback, nothing is discarded or recorded (rule 6).
  *  5. When the last discard of a conversion completes its ranges stop being
  *     busy and waiting requests are planned again.
+ *  6. A failed discard is recorded in vm->discard_failed and retried with
+ *     backoff (discard.h): the retry punches whichever side is stale at that
+ *     moment, with the ranges busy meanwhile, as a conversion's are.
  *
  * A conversion can outlive its VM's attachment (discards in flight after
  * the VMM left); it then has vm == NULL and only finishes its jobs.
@@ -753,6 +756,34 @@ int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, str
         return 0;
 }
 
+/* ------------------------------------------------------------------ failed discards: retry */
+
+static void convert_discard_retry(void *userdata);
+
+/** job_side() - which backing @job punches, for the log */
+static const char *job_side(const struct discard_job *job)
+{
+        return job->fd == job->region->shared_fd ? "shared" : "guest_memfd";
+}
+
+/**
+ * retry_arm() - schedule a retry of @vm's failed discards and say when
+ */
+static void retry_arm(struct vm *vm, const struct discard_job *job)
+{
+        int64_t delay = discarder_retry_arm(vm->daemon->discarder, convert_discard_retry, vm->daemon);
+
+        if (delay < 0)
+                log_warning_errno((int) delay, "VM %s: discarding %s backing of [0x%" PRIx64 ", 0x%" PRIx64
+                                  ") failed, and its retry cannot be scheduled", vm->name, job_side(job),
+                                  job->gpa, job->gpa + job->length);
+        else
+                log_warning_errno(job->error, "VM %s: discarding %s backing of [0x%" PRIx64 ", 0x%" PRIx64
+                                  ") at offset 0x%" PRIx64 " (+0x%" PRIx64 ") failed%s; retrying in %" PRIu64 " ms",
+                                  vm->name, job_side(job), job->gpa, job->gpa + job->length, job->offset,
+                                  job->length, job->retry ? " again" : "", (uint64_t) delay / 1000);
+}
+
 void convert_discard_done(struct discard_job *job, void *userdata)
 {
         struct conversion *c = job->conv;
@@ -764,20 +795,186 @@ void convert_discard_done(struct discard_job *job, void *userdata)
                 if (job->error == 0) {
                         vm->stats.discard_bytes += job->length;
                         (void) mc_rangemap_set(vm->discard_failed, job->gpa, job->gpa + job->length, 0);
+                        if (job->retry) {
+                                log_info("VM %s: discarding %s backing of [0x%" PRIx64 ", 0x%" PRIx64
+                                         ") succeeded on retry", vm->name, job_side(job), job->gpa,
+                                         job->gpa + job->length);
+                                discarder_retry_reset(vm->daemon->discarder);
+                        }
                 } else if (job->error != -ECANCELED) {
                         vm->stats.discard_errors++;
                         if (mc_rangemap_set(vm->discard_failed, job->gpa, job->gpa + job->length, 1) < 0)
                                 log_error("VM %s: out of memory recording a failed discard", vm->name);
-                        log_warning_errno(job->error, "VM %s: discarding %s backing at offset 0x%" PRIx64
-                                          " (+0x%" PRIx64 ") failed", vm->name,
-                                          c->req.to_private ? "shared" : "guest_memfd",
-                                          job->offset, job->length);
+                        retry_arm(vm, job);
                 }
         }
         region_unref(job->region);
         free(job);
         if (--c->discards_pending == 0)
                 conversion_finish(c);
+}
+
+struct retry_ranges {
+        uint64_t (*r)[2];
+        size_t n, cap;
+};
+
+static int retry_collect_fn(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        struct retry_ranges *rr = userdata;
+
+        if (!value)
+                return 0;
+        if (rr->n == rr->cap) {
+                size_t nc = rr->cap ? rr->cap * 2 : 8;
+                uint64_t (*nr)[2] = realloc(rr->r, nc * sizeof(*nr));
+
+                if (!nr)
+                        return -ENOMEM;
+                rr->r = nr;
+                rr->cap = nc;
+        }
+        rr->r[rr->n][0] = start;
+        rr->r[rr->n][1] = end;
+        rr->n++;
+        return 0;
+}
+
+struct retry_walk {
+        struct vm *vm;
+        struct conversion *c;
+        struct region *reg;
+};
+
+/**
+ * retry_walk_fn() - discard the side of [@start, @end) that is stale now
+ *
+ * Decided from the attribute map at this moment, not from the job that
+ * failed: a range converted back in the meantime has its other side in
+ * use, and punching what the failed job named would destroy guest data.
+ */
+static int retry_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        struct retry_walk *w = userdata;
+        bool private_ = value & MC_ATTR_PRIVATE;
+        struct region *reg = w->reg;
+        int fd = private_ ? reg->shared_fd : reg->gmem_fd;
+        struct discard_job *job;
+
+        if (fd < 0) {
+                /* No shared memory: nothing can be stale there. */
+                (void) mc_rangemap_set(w->vm->discard_failed, start, end, 0);
+                return 0;
+        }
+        job = calloc(1, sizeof(*job));
+        if (!job)
+                return -ENOMEM;
+        job->conv = w->c;
+        job->region = region_ref(reg);
+        job->fd = fd;
+        job->gpa = start;
+        job->queued_usec = daemon_now();
+        job->offset = (private_ ? reg->shared_offset : reg->gmem_offset) + (start - reg->gpa);
+        job->length = end - start;
+        job->retry = true;
+        w->c->discards_pending++;
+        w->vm->stats.discard_retries++;
+        discarder_submit(w->vm->daemon->discarder, job);
+        return 0;
+}
+
+/**
+ * retry_vm() - resubmit @vm's failed discards that can run now
+ *
+ * The ranges become busy, as a conversion's do, until their discards are
+ * done: a conversion of them waits (DESIGN rule 4). Ranges that are busy
+ * now are left for the next retry; ranges in no registered region are
+ * left alone (their fds are gone; a resumed VMM's reconcile handles them).
+ * Return: true if some failed range was left for later
+ */
+static bool retry_vm(struct vm *vm)
+{
+        struct retry_ranges rr = { 0 };
+        struct conversion *c = NULL;
+        bool later = false;
+
+        if (mc_rangemap_walk(vm->discard_failed, 0, UINT64_MAX, retry_collect_fn, &rr) < 0)
+                goto oom;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                goto oom;
+        /* Each failed range splits at most once per region. */
+        c->plan.ranges = calloc(rr.n * (vm->n_regions ? vm->n_regions : 1), sizeof(*c->plan.ranges));
+        c->regions = calloc(rr.n * (vm->n_regions ? vm->n_regions : 1), sizeof(*c->regions));
+        if (!c->plan.ranges || !c->regions)
+                goto oom;
+        for (size_t i = 0; i < rr.n; i++)
+                for (size_t k = 0; k < vm->n_regions; k++) {
+                        const struct region *reg = vm->regions[k];
+                        uint64_t s = rr.r[i][0] > reg->gpa ? rr.r[i][0] : reg->gpa;
+                        uint64_t e = rr.r[i][1] < reg->gpa + reg->size ? rr.r[i][1] : reg->gpa + reg->size;
+
+                        if (s >= e)
+                                continue;
+                        if (mc_rangemap_any(vm->busy, s, e)) {
+                                later = true;
+                                continue;
+                        }
+                        c->plan.ranges[c->plan.n_ranges] = (struct mc_plan_range) { s, e - s, k };
+                        c->regions[c->plan.n_ranges] = region_ref(vm->regions[k]);
+                        c->plan.n_ranges++;
+                        c->plan.bytes_change += e - s;
+                }
+        free(rr.r);
+        rr.r = NULL;
+        if (c->plan.n_ranges == 0) {
+                conversion_free(c);
+                return later;
+        }
+        if (busy_set(vm, &c->plan, 1) < 0)
+                goto oom;
+        c->plan.outcome = MC_PLAN_APPLY;
+        c->vm = vm;
+        c->applied = true;
+        c->decided_usec = daemon_now();
+        TAILQ_INSERT_TAIL(&vm->conversions, c, link);
+        vm->n_in_flight++;
+        log_info("VM %s: retrying the discard of %zu range(s) of stale backing (%" PRIu64 " bytes)",
+                 vm->name, c->plan.n_ranges, c->plan.bytes_change);
+        c->discards_pending = 1; /* held while jobs are queued */
+        for (size_t i = 0; i < c->plan.n_ranges; i++) {
+                const struct mc_plan_range *r = &c->plan.ranges[i];
+                struct retry_walk w = { .vm = vm, .c = c, .reg = c->regions[i] };
+
+                if (mc_rangemap_walk(vm->attrs, r->gpa, r->gpa + r->size, retry_walk_fn, &w) < 0) {
+                        log_error("VM %s: out of memory retrying discards", vm->name);
+                        later = true;
+                }
+        }
+        if (--c->discards_pending == 0)
+                conversion_finish(c);
+        return later;
+oom:
+        free(rr.r);
+        conversion_free(c);
+        log_error("VM %s: out of memory retrying discards", vm->name);
+        return true;
+}
+
+/**
+ * convert_discard_retry() - the retry timer fired (userdata: the daemon)
+ */
+static void convert_discard_retry(void *userdata)
+{
+        struct daemon *d = userdata;
+        bool later = false;
+        struct vm *vm;
+
+        LIST_FOREACH(vm, &d->vms, link)
+                if (vm->state == VM_ATTACHED && mc_rangemap_count(vm->discard_failed) > 0)
+                        later |= retry_vm(vm);
+        if (later)
+                (void) discarder_retry_arm(d->discarder, convert_discard_retry, d);
 }
 
 void convert_vm_detached(struct vm *vm)

@@ -53,6 +53,7 @@ struct daemon_config {
         unsigned max_vms_per_uid;      /* VM instances (attached or kept) one uid may have */
         unsigned max_regions_per_vm;
         unsigned max_requests_per_vm;  /* decided-but-unfinished + waiting + delayed */
+        int syscall_filter;            /* enum sandbox_filter (sandbox.h) */
 };
 
 struct daemon {

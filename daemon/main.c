@@ -4,10 +4,11 @@
  *
  * Order (systemd's daemon habits): parse options, set up logging, create
  * the sd-event loop, handle SIGTERM/SIGINT as a clean exit, enable the
- * watchdog if the service manager asked for one, start the discard
- * workers, take the VMM socket (socket activation via
- * sd_listen_fds_with_names(), fd named "vmm", or bind our own), and only
- * then send READY=1. On the way out: STOPPING=1, close every session
+ * watchdog if the service manager asked for one, take the VMM socket
+ * (socket activation via sd_listen_fds_with_names(), fd named "vmm", or
+ * bind our own), drop privileges and install the system call filter
+ * (sandbox.c), load the policy chain, start the discard workers and the
+ * journal, and only then send READY=1. On the way out: STOPPING=1, close every session
  * (which closes every guest fd), let running discards finish.
  */
 #include <errno.h>
@@ -38,6 +39,7 @@
 #include "persist.h"
 #include "policy.h"
 #include "registry.h"
+#include "sandbox.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
@@ -136,7 +138,10 @@ static void help(void)
                "     --history-records=N     History records kept in memory per VM (default %d)\n"
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
-               "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n",
+               "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n"
+               "     --system-call-filter=MODE\n"
+               "                             yes (default): a system call outside the allow-list\n"
+               "                             kills the daemon; log: it is logged; no: no filter\n",
                DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT, HISTORY_DEFAULT_CAPACITY);
 }
 
@@ -148,7 +153,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
 {
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
-               ARG_SUMMARY };
+               ARG_SUMMARY, ARG_SYSCALL_FILTER };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -165,6 +170,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "summary-interval", required_argument, NULL, ARG_SUMMARY },
+                { "system-call-filter", required_argument, NULL, ARG_SYSCALL_FILTER },
                 {}
         };
         int c;
@@ -275,6 +281,13 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 return -EINVAL;
                         }
                         cfg->summary_interval_usec = v * 1000ULL;
+                        break;
+                case ARG_SYSCALL_FILTER:
+                        cfg->syscall_filter = sandbox_filter_from_string(optarg);
+                        if (cfg->syscall_filter < 0) {
+                                fprintf(stderr, "memconvd: --system-call-filter takes yes, no or log, not '%s'\n", optarg);
+                                return -EINVAL;
+                        }
                         break;
                 default:
                         return -EINVAL;
@@ -437,6 +450,7 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .max_vms_per_uid = 256,
                 .max_regions_per_vm = 256,
                 .max_requests_per_vm = 4096,
+                .syscall_filter = SANDBOX_FILTER_YES,
         };
         cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
         if (!cfg->config_file)
@@ -520,8 +534,9 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 vm_policy_reapply(vm);
         if (strcmp(cfg.vmm_socket_path, d->config.vmm_socket_path) || strcmp(cfg.admin_socket_path, d->config.admin_socket_path) ||
             strcmp(cfg.state_dir, d->config.state_dir) || cfg.journal != d->config.journal ||
-            cfg.discard_threads != d->config.discard_threads)
-                log_notice("Reload: socket paths, state directory, journal and discard threads change only on restart");
+            cfg.discard_threads != d->config.discard_threads || cfg.syscall_filter != d->config.syscall_filter)
+                log_notice("Reload: socket paths, state directory, journal, discard threads and the system call filter "
+                           "change only on restart");
         log_setup(cfg.log_target, cfg.log_level);
         d->config.log_level = cfg.log_level;
         d->config.log_target = cfg.log_target;
@@ -586,6 +601,20 @@ int main(int argc, char *argv[])
                 log_warning_errno(r, "Failed to enable the watchdog");
         d.started_usec = daemon_now();
 
+        /* Bind the sockets and give them their groups while we may; nothing is accepted before the loop runs. */
+        r = daemon_listen(&d);
+        if (r < 0)
+                goto finish;
+        /*
+         * Privileged set-up ends here. Capabilities, no_new_privs and the filter
+         * are per thread and inherited by threads created later: the discard
+         * workers, the journal thread and any thread a policy plugin starts.
+         * So plugins are loaded sandboxed, as at a reload, and the state
+         * directory is opened without privilege.
+         */
+        r = sandbox_apply(d.config.syscall_filter);
+        if (r < 0)
+                goto finish;
         d.policy = daemon_policy_load(&d.config);
         if (!d.policy) {
                 r = -EINVAL;
@@ -613,16 +642,15 @@ int main(int argc, char *argv[])
                         log_info("Restored %d VM(s) from %s in %" PRIu64 " ms", r, d.config.state_dir,
                                  (daemon_now() - t0) / 1000);
         }
+        r = registry_load(&d);
+        if (r < 0)
+                goto finish;
         r = sd_event_add_time(d.event, &d.summary_timer, CLOCK_MONOTONIC, 0, 100000, on_summary_timer, &d);
         if (r < 0) {
                 log_error_errno(r, "Failed to create the summary timer");
                 goto finish;
         }
         (void) sd_event_source_set_enabled(d.summary_timer, SD_EVENT_OFF);
-
-        r = daemon_listen(&d);
-        if (r < 0)
-                goto finish;
 
         log_info("memconvd %s listening for VMMs on %s, for administration on %s", PACKAGE_VERSION,
                  d.config.vmm_socket_path, d.config.admin_socket_path);

@@ -49,6 +49,8 @@ struct vm_journal {
         uint64_t since_snapshot;
         uint64_t detach_reply;   /* a Detach to answer (and carry out) once durable */
         bool dirty;
+        int lost;                /* negative errno: a write failed since the last full rewrite, so
+                                  * not everything this VM did is durable; 0: all of it is */
         bool in_flight;          /* an append is with the journal thread: batch up meanwhile */
         bool in_list;
         LIST_ENTRY(vm_journal) link;
@@ -240,6 +242,22 @@ static void job_acknowledge(struct persist *p, uint64_t vm_id, const uint64_t *a
         }
 }
 
+/**
+ * detach_not_durable() - detach @vm's VMM and answer its Detach @reply_id
+ * with an error: it must not believe that its last changes are durable
+ */
+static void detach_not_durable(struct vm *vm, uint64_t reply_id, int error)
+{
+        struct session *sess = vm->session;
+        struct mc_msg_error e;
+
+        session_vm_detached(sess);
+        mc_error_set(&e, MEMCONV__CODE__CODE_INTERNAL, error,
+                     "detached, but the journal could not be written (%s): the last "
+                     "changes are not durable", strerror(-error));
+        (void) session_send_error(sess, reply_id, &e);
+}
+
 static void persist_drain(struct persist *p)
 {
         struct pjob *list;
@@ -263,18 +281,12 @@ static void persist_drain(struct persist *p)
                                                 j->kind == JOB_REWRITE ? "rewrite" : "delete", j->n_acks);
                         if (vm)
                                 vm->stats.journal_errors++;
+                        if (vm && vm->journal && j->kind != JOB_DELETE)
+                                vm->journal->lost = j->error;
                         /* A VMM that detaches must not wait forever for durability we cannot give:
                          * it is detached and told that its last changes may be lost. */
-                        if (vm && vm->session && j->detach_reply) {
-                                struct mc_msg_error e;
-                                struct session *sess = vm->session;
-
-                                session_vm_detached(sess);
-                                mc_error_set(&e, MEMCONV__CODE__CODE_INTERNAL, j->error,
-                                             "detached, but the journal could not be written (%s): the last "
-                                             "changes are not durable", strerror(-j->error));
-                                (void) session_send_error(sess, j->detach_reply, &e);
-                        }
+                        if (vm && vm->session && j->detach_reply)
+                                detach_not_durable(vm, j->detach_reply, j->error);
                         /* Reapplied requests waiting for this batch get the same answer. */
                         for (size_t i = 0; vm && vm->session && i < j->n_replies; i++) {
                                 struct mc_msg_error e;
@@ -283,8 +295,22 @@ static void persist_drain(struct persist *p)
                                              "the journal could not be written (%s)", strerror(-j->error));
                                 (void) session_send_error(vm->session, j->replies[i], &e);
                         }
-                } else
-                        job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies, j->detach_reply);
+                } else {
+                        struct vm *vm = vm_by_id(p->daemon, j->vm_id);
+                        int lost = vm && vm->journal ? vm->journal->lost : 0;
+
+                        /* A rewrite holds the whole state: whatever an earlier failure lost is back. */
+                        if (j->kind == JOB_REWRITE && vm && vm->journal)
+                                vm->journal->lost = 0;
+                        if (j->kind == JOB_APPEND && j->n_acks > 0)
+                                log_debug("Journal %s: append durable; %zu decision(s) confirmed", j->jf->name,
+                                          j->n_acks);
+                        /* This batch is durable, an earlier one was not: the Detach must say so. */
+                        job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies,
+                                        lost < 0 ? 0 : j->detach_reply);
+                        if (lost < 0 && j->detach_reply && vm->session)
+                                detach_not_durable(vm, j->detach_reply, lost);
+                }
                 if (j->kind == JOB_APPEND) {
                         struct vm *vm = vm_by_id(p->daemon, j->vm_id);
 

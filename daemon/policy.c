@@ -132,10 +132,10 @@ static int instance_load(const char *dir, const struct policy_plugin_config *cfg
         }
         memcpy(&entry, &sym, sizeof(entry));
         p = entry();
-        if (!p || p->abi_version != MC_POLICY_ABI_VERSION || p->size < sizeof(struct mc_policy_plugin)) {
-                snprintf(err, err_len, "plugin %s: ABI version %u (size %u), memconvd needs version %u (size %zu)",
+        if (!p || p->abi_version != MC_POLICY_ABI_VERSION || p->size < MC_POLICY_PLUGIN_SIZE_V1_0) {
+                snprintf(err, err_len, "plugin %s: ABI version %u (size %u), memconvd needs version %u (size >= %zu)",
                          cfg->name, p ? p->abi_version : 0, p ? p->size : 0, MC_POLICY_ABI_VERSION,
-                         sizeof(struct mc_policy_plugin));
+                         (size_t) MC_POLICY_PLUGIN_SIZE_V1_0);
                 dlclose(dl);
                 return -ELIBBAD;
         }
@@ -248,6 +248,47 @@ void policy_chain_vm_gone(struct policy_chain *c, uint64_t vm_id)
 {
         for (size_t i = 0; c && i < c->n; i++)
                 c->v[i].p->vm_gone(c->v[i].state, vm_id);
+}
+
+/* The optional entry point @member of @p, or NULL when @p's struct is too old to have it. */
+#define PLUGIN_OPTIONAL(p, member)                                                                 \
+        ((p)->size >= offsetof(struct mc_policy_plugin, member) + sizeof((p)->member) ? (p)->member : NULL)
+
+int policy_chain_attach(struct policy_chain *c, const struct mc_policy_vm *vm, char *err, size_t err_len,
+                        const char **ret_plugin)
+{
+        *ret_plugin = NULL;
+        for (size_t i = 0; c && i < c->n; i++) {
+                int (*attach)(void *, const struct mc_policy_vm *, char *, size_t) = PLUGIN_OPTIONAL(c->v[i].p, attach);
+                char why[256] = "";
+                int r;
+
+                if (!attach)
+                        continue;
+                r = attach(c->v[i].state, vm, why, sizeof(why));
+                if (r >= 0)
+                        continue;
+                why[sizeof(why) - 1] = 0;
+                snprintf(err, err_len, "%s", why[0] ? why : strerror(-r));
+                *ret_plugin = c->v[i].name;
+                return r;
+        }
+        return 0;
+}
+
+void policy_chain_label(struct policy_chain *c, const struct mc_policy_vm *vm, char *buf, size_t len)
+{
+        buf[0] = 0;
+        for (size_t i = 0; c && i < c->n; i++) {
+                void (*label)(void *, const struct mc_policy_vm *, char *, size_t) = PLUGIN_OPTIONAL(c->v[i].p, label);
+
+                if (!label)
+                        continue;
+                label(c->v[i].state, vm, buf, len);
+                buf[len - 1] = 0;
+                if (buf[0])
+                        return;
+        }
 }
 
 void policy_chain_describe(struct policy_chain *c, uint64_t vm_id, char *buf, size_t len)

@@ -53,6 +53,22 @@ void policy_chain_check(struct policy_chain *c, const struct mc_policy_request *
 int policy_chain_vm_set(struct policy_chain *c, uint64_t vm_id, const char *plugin,
                         const struct mc_policy_setting *settings, size_t n, char *err, size_t err_len);
 
+/**
+ * policy_chain_attach() - ask every plugin with an attach() entry point
+ * whether a new instance of @vm may attach; the first refusal decides
+ * @err: the refusing plugin's reason
+ * @ret_plugin: the refusing plugin's name (NULL when allowed)
+ * Return: 0 (allowed) or the plugin's negative errno
+ */
+int policy_chain_attach(struct policy_chain *c, const struct mc_policy_vm *vm, char *err, size_t err_len,
+                        const char **ret_plugin);
+
+/**
+ * policy_chain_label() - the first non-empty label() of the chain for @vm
+ * (e.g. its libvirt domain), or "" in @buf
+ */
+void policy_chain_label(struct policy_chain *c, const struct mc_policy_vm *vm, char *buf, size_t len);
+
 /** policy_chain_vm_gone() - tell every plugin @vm_id is forgotten */
 void policy_chain_vm_gone(struct policy_chain *c, uint64_t vm_id);
 

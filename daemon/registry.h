@@ -5,8 +5,10 @@
  * policy text from their domain XML. With [Policy] RequireRegistration=yes
  * only a registered uuid may attach a new VM, and its policy lines
  * ("PLUGIN key=value ...") become the VM's policy settings.
- * Kept in memory: a VM that keeps running across a daemon restart resumes
- * with its attach token and needs no registration.
+ * With the journal on, every change is written to STATE_DIR/domains.registry
+ * before it is answered, and start-up restores them: a domain libvirt
+ * prepared before a daemon restart can still attach after it. (A VM that
+ * keeps running across a restart resumes with its attach token anyway.)
  */
 #pragma once
 
@@ -20,14 +22,29 @@ struct domain_reg {
         char *policy;
 };
 
-/** registry_set() - add or replace the registration of @uuid; Return: 0 or -ENOMEM */
+/**
+ * registry_set() - add or replace the registration of @uuid, durably
+ * Return: 0, or negative errno (-ENOMEM, or the state file could not be
+ * written): then nothing changed
+ */
 int registry_set(struct daemon *d, const char *uuid, const char *name, int cc_type, const char *policy);
 
 /** registry_find() - the registration of @uuid (36-char form), or NULL */
 struct domain_reg *registry_find(struct daemon *d, const char *uuid);
 
-/** registry_drop() - remove the registration of @uuid; Return: true if there was one */
-bool registry_drop(struct daemon *d, const char *uuid);
+/**
+ * registry_drop() - remove the registration of @uuid, durably
+ * Return: 1 removed, 0 there was none, negative errno (the state file could
+ * not be written: nothing changed)
+ */
+int registry_drop(struct daemon *d, const char *uuid);
+
+/**
+ * registry_load() - restore the registrations saved in the state directory;
+ * a missing file is no registration, a damaged one is logged and ignored
+ * Return: how many were restored, or -ENOMEM
+ */
+int registry_load(struct daemon *d);
 
 /** registry_done() - free every registration */
 void registry_done(struct daemon *d);

@@ -29,6 +29,7 @@
 #include "macro.h"
 #include "outq.h"
 #include "persist.h"
+#include "policy.h"
 #include "registry.h"
 #include "session.h"
 #include "vm.h"
@@ -304,6 +305,31 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                         return session_refuse(s, m, MEMCONV__CODE__CODE_PERMISSION_DENIED, -EPERM,
                                               "attach: VM %s is not registered by libvirt (memconvd-libvirt-hook at "
                                               "prepare begin) and RequireRegistration=yes", uuid);
+        }
+        if (!vm) {
+                char uuid[37], why[256];
+                const char *plugin;
+                struct mc_policy_vm pv;
+
+                uuid_unparse_lower_(a->uuid.data, uuid);
+                if (!reg)
+                        reg = registry_find(s->daemon, uuid);
+                pv = (struct mc_policy_vm) {
+                        .uuid = uuid,
+                        .name = a->name,
+                        .cc_type = a->cc_type,
+                        .uid = (uint32_t) s->cred.uid,
+                        .pid = (int32_t) s->cred.pid,
+                        .registered = reg != NULL,
+                        .registered_name = reg ? reg->name : NULL,
+                };
+                r = policy_chain_attach(s->daemon->policy, &pv, why, sizeof(why), &plugin);
+                if (r < 0) {
+                        log_notice("Refusing VM %s (%s) from pid %d: policy plugin %s: %s", a->name, uuid,
+                                   (int) s->cred.pid, plugin, why);
+                        return session_refuse(s, m, MEMCONV__CODE__CODE_POLICY_REFUSED, r,
+                                              "attach: policy plugin %s refused VM %s: %s", plugin, uuid, why);
+                }
         }
         if (!vm) {
                 struct vm *o;
@@ -682,9 +708,21 @@ int session_on_listen(sd_event_source *src, int listen_fd, uint32_t revents, voi
 
                 fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                                /* The connection stays queued and the socket readable: without a
+                                 * pause this handler spins, and logs, until an fd is freed. */
+                                if (sd_event_source_get_ratelimit(src, NULL, NULL) < 0) {
+                                        log_warning_errno(errno, "Failed to accept a VMM connection; "
+                                                          "retrying every 100 ms");
+                                        (void) sd_event_source_set_ratelimit(src, 100 * 1000, 1);
+                                }
+                        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning_errno(errno, "Failed to accept a VMM connection");
                         return 0;
+                }
+                if (sd_event_source_get_ratelimit(src, NULL, NULL) >= 0) {
+                        (void) sd_event_source_set_ratelimit(src, 0, 0);
+                        log_notice("Accepting VMM connections again");
                 }
                 s = calloc(1, sizeof(*s));
                 if (!s) {

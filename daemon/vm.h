@@ -70,6 +70,7 @@ struct vm_stats {
         uint64_t discards;
         uint64_t discard_errors;
         uint64_t discard_bytes;
+        uint64_t discard_retries;     /* discards retried after a failure (convert.c) */
         uint64_t journal_errors;
         uint64_t reapplied;
         uint64_t policy_refused;

@@ -63,6 +63,18 @@ struct mc_policy_result {
         char reason[128];           /* logged and sent to the VMM when not ALLOW */
 };
 
+/* A VM, as attach() and label() see it. All pointers are valid for the call only. */
+struct mc_policy_vm {
+        uint64_t vm_id;             /* 0 in attach(): not created yet */
+        const char *uuid;           /* 36-character form */
+        const char *name;           /* what the VMM calls it */
+        int cc_type;                /* enum mc_cc_type of memconv.h */
+        uint32_t uid;               /* the VMM's credentials */
+        int32_t pid;
+        bool registered;            /* libvirt's hook registered this uuid */
+        const char *registered_name; /* the registered domain's name, or NULL */
+};
+
 /* One "key=value" setting. */
 struct mc_policy_setting {
         const char *key;
@@ -106,7 +118,32 @@ struct mc_policy_plugin {
          * plus counters the plugin keeps (for memconvctl policy show / stats)
          */
         void (*describe)(void *state, uint64_t vm_id, char *buf, size_t len);
+
+        /*
+         * Optional entry points, appended in memconvd 0.2 without changing
+         * the ABI version: memconvd uses one only when @size covers it and
+         * it is not NULL. A plugin built against the original header (size
+         * MC_POLICY_PLUGIN_SIZE_V1_0) keeps loading.
+         */
+
+        /**
+         * attach() - may a new instance of this VM attach? (a VMM resuming
+         * its VM with the attach token is not asked again)
+         * @err: why not, sent to the VMM and logged
+         * Return: 0 to allow, or a negative errno to refuse (nothing is created)
+         */
+        int (*attach)(void *state, const struct mc_policy_vm *vm, char *err, size_t err_len);
+
+        /**
+         * label() - a few words that name @vm for memconvctl list (e.g. its
+         * libvirt domain and that domain's state); leave @buf empty for none.
+         * The first plugin in the chain with a label wins.
+         */
+        void (*label)(void *state, const struct mc_policy_vm *vm, char *buf, size_t len);
 };
+
+/* The size of struct mc_policy_plugin before the optional entry points. */
+#define MC_POLICY_PLUGIN_SIZE_V1_0 offsetof(struct mc_policy_plugin, attach)
 
 typedef const struct mc_policy_plugin *(*mc_policy_entry_fn)(void);
 

@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libsystemd-dev libprotobuf-c-dev protobuf-c-compiler libcunit1-dev
       linux-libc-dev groff-base man-db valgrind python3
-      libvirt-dev libxml2-dev clang libclang-rt-14-dev)
+      libvirt-dev libxml2-dev clang libclang-rt-14-dev libseccomp-dev)
 missing=()
 for p in "${PKGS[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

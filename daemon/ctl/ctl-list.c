@@ -37,7 +37,7 @@ static int list_print_json(const Memconv__ListReply *l)
 static int list_print_table(const Memconv__ListReply *l, bool legend)
 {
         static const char *const headers[] = {
-                "ID", "NAME", "UUID", "STATE", "PID", "PRIVATE", "SHARED", "EXPLICIT", "IMPLICIT",
+                "ID", "NAME", "UUID", "STATE", "PID", "PRIVATE", "SHARED", "EXPLICIT", "IMPLICIT", "DOMAIN",
         };
         _cleanup_table_ struct table *t = NULL;
         size_t attached = 0;
@@ -47,7 +47,7 @@ static int list_print_table(const Memconv__ListReply *l, bool legend)
         if (r < 0)
                 return r;
         table_set_right(t, 0);
-        for (size_t c = 4; c < ELEMENTSOF(headers); c++)
+        for (size_t c = 4; c < ELEMENTSOF(headers) - 1; c++)
                 table_set_right(t, c);
 
         for (size_t i = 0; i < l->n_vms; i++) {
@@ -67,7 +67,8 @@ static int list_print_table(const Memconv__ListReply *l, bool legend)
                     table_add(t, "%s", format_bytes(priv, vm->private_bytes)) < 0 ||
                     table_add(t, "%s", format_bytes(shared, vm->shared_bytes)) < 0 ||
                     table_add(t, "%" PRIu64, explicit) < 0 ||
-                    table_add(t, "%" PRIu64, implicit) < 0)
+                    table_add(t, "%" PRIu64, implicit) < 0 ||
+                    table_add(t, "%s", ctl_str(vm->domain, "-")) < 0)
                         return -ENOMEM;
         }
 

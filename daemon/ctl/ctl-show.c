@@ -42,6 +42,7 @@ void ctl_json_vm(struct json_writer *j, const char *key, const Memconv__VmInfo *
         json_string(j, "uuid", ctl_str(vm->uuid, NULL));
         json_string(j, "name", ctl_str(vm->name, NULL));
         json_string(j, "state", ctl_str(vm->state, NULL));
+        json_string(j, "domain", ctl_str(vm->domain, NULL));
         json_i64(j, "pid", vm->pid);
         json_u64(j, "uid", vm->uid);
         json_string(j, "cc_type", cc_type_name(vm->cc_type));
@@ -80,6 +81,8 @@ static void show_print_text(const Memconv__VmInfo *vm)
         ctl_field(stdout, KEY_WIDTH, "VM", "%s", ctl_str(vm->name, "-"));
         ctl_field(stdout, KEY_WIDTH, "ID", "#%" PRIu64, vm->id);
         ctl_field(stdout, KEY_WIDTH, "UUID", "%s", ctl_str(vm->uuid, "-"));
+        if (ctl_str(vm->domain, "")[0])
+                ctl_field(stdout, KEY_WIDTH, "Domain", "%s", vm->domain);
         ctl_field(stdout, KEY_WIDTH, "State", "%s, %sVMM pid %" PRIi32 ", uid %" PRIu32, ctl_str(vm->state, "-"),
                   attached ? "" : "last ", vm->pid, vm->uid);
         ctl_field(stdout, KEY_WIDTH, "Attached", "%s", format_timestamp(ts, vm->attached_realtime_usec));

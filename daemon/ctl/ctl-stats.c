@@ -69,6 +69,7 @@ void ctl_json_stats(struct json_writer *j, const char *key, const Memconv__Conve
         json_u64(j, "discards", s->discards);
         json_u64(j, "discard_errors", s->discard_errors);
         json_u64(j, "discard_bytes", s->discard_bytes);
+        json_u64(j, "discard_retries", s->discard_retries);
         json_u64(j, "policy_refused", s->policy_refused);
         json_u64(j, "policy_delayed", s->policy_delayed);
         json_u64(j, "journal_errors", s->journal_errors);
@@ -111,8 +112,8 @@ void ctl_print_stats_fields(FILE *f, int key_width, const Memconv__ConversionSta
                   " not handled, %" PRIu64 " MMIO no-ops", s->spurious, s->refused, s->not_handled, s->mmio_noop);
         ctl_field(f, key_width, "Undone", "%" PRIu64 " rolled back, %" PRIu64 " abandoned; %" PRIu64
                   " waited for a conversion in flight", s->rolled_back, s->abandoned, s->waited);
-        ctl_field(f, key_width, "Discards", "%" PRIu64 " (%s), %" PRIu64 " failed", s->discards,
-                  format_bytes(a, s->discard_bytes), s->discard_errors);
+        ctl_field(f, key_width, "Discards", "%" PRIu64 " (%s), %" PRIu64 " failed, %" PRIu64 " retried",
+                  s->discards, format_bytes(a, s->discard_bytes), s->discard_errors, s->discard_retries);
         ctl_field(f, key_width, "Policy", "%" PRIu64 " refused, %" PRIu64 " delayed", s->policy_refused,
                   s->policy_delayed);
         ctl_field(f, key_width, "Journal", "%" PRIu64 " write errors; %" PRIu64 " decisions re-sent by a resumed VMM",
@@ -313,6 +314,8 @@ static const struct {
           offsetof(Memconv__ConversionStats, discard_errors) },
         { "discard_bytes_total", "Bytes of stale backing discarded.",
           offsetof(Memconv__ConversionStats, discard_bytes) },
+        { "discard_retries_total", "Discards retried after a failure (also counted in discards_total).",
+          offsetof(Memconv__ConversionStats, discard_retries) },
         { "policy_refused_total", "Conversion requests a policy plugin refused (also counted in refused_total).",
           offsetof(Memconv__ConversionStats, policy_refused) },
         { "policy_delayed_total", "Conversion requests a policy plugin delayed (their vCPU waited).",

@@ -14,12 +14,11 @@
  *
  * Targets: fuzz-message (VMM frames + mc_message_validate()), fuzz-admin
  * (AdminRequest / AdminReply), fuzz-journal (journal reader), fuzz-planner
- * (rangemap + planner as an operation sequence). Still missing, because
- * the decoders did not exist when these were written: the configuration
- * file parser and the libvirt hook's XML input each need a target of
- * their own here (same shape: a corpus of real files plus edge cases), and
- * daemon/admin.c's VmSelector parsing would need moving into lib/ to be
- * fuzzed without a running daemon.
+ * (rangemap + planner as an operation sequence), fuzz-config (memconvd.conf
+ * through daemon/conffile.c), and tests/libvirt/fuzz-domain-xml (the
+ * libvirt hook's XML input). Not fuzzed on its own: daemon/admin.c's
+ * VmSelector parsing, which only a running daemon reaches (fuzz-admin
+ * covers the frames that carry it).
  */
 #pragma once
 

@@ -3,7 +3,8 @@
 #
 # Usage: tests/fuzz/run.sh [--merge] [--seed] [--jobs N] SECONDS [TARGET...]
 #   SECONDS   how long each target runs (0: only build and replay the corpus)
-#   TARGET    fuzz-message fuzz-admin fuzz-journal fuzz-planner (default: all)
+#   TARGET    fuzz-message fuzz-admin fuzz-journal fuzz-planner fuzz-config
+#             fuzz-domain-xml (default: all)
 #   --merge   afterwards, merge the inputs that found new coverage into
 #             tests/fuzz/corpus/TARGET (otherwise the corpus is left alone:
 #             each run works on a copy)
@@ -24,7 +25,9 @@ if [ -z "${top_builddir:-}" ]; then
 fi
 CC=${CC:-clang}
 FUZZ_OUT=${FUZZ_OUT:-$top_builddir/tests/fuzz/out}
-all_targets="fuzz-message fuzz-admin fuzz-journal fuzz-planner"
+all_targets="fuzz-message fuzz-admin fuzz-journal fuzz-planner fuzz-config"
+# fuzz-domain-xml (the libvirt hook's input) when libxml2 is there
+pkg-config --exists libxml-2.0 2> /dev/null && all_targets="$all_targets fuzz-domain-xml"
 
 merge=0 seed=0 jobs=1 pos=()
 while [ $# -gt 0 ]; do
@@ -66,10 +69,26 @@ if [ $seed = 1 ]; then
         "$bin/gen-corpus" "$here/corpus" || exit 2
 fi
 
+# target_src TARGET: its source file and what it needs beyond the core
+target_src() {
+        case $1 in
+        fuzz-config)
+                echo "$here/$1.c -I$top_srcdir/daemon -I$top_srcdir/plugins $top_srcdir/daemon/conffile.c $top_srcdir/daemon/log.c
+                      $top_srcdir/daemon/policy.c $top_srcdir/daemon/sandbox.c
+                      $(pkg-config --cflags --libs libsystemd libseccomp) -lpthread -ldl" ;;
+        fuzz-domain-xml)
+                echo "$top_srcdir/tests/libvirt/$1.c -I$top_srcdir/plugins/libvirt
+                      $top_srcdir/plugins/libvirt/domain-xml.c $(pkg-config --cflags --libs libxml-2.0)" ;;
+        *)
+                echo "$here/$1.c" ;;
+        esac
+}
+
 for t in $targets; do
-        [ -f "$here/$t.c" ] || { echo "run.sh: no target $t" >&2; exit 2; }
+        src=$(target_src "$t")
+        [ -f "${src%% *}" ] || { echo "run.sh: no target $t" >&2; exit 2; }
         # shellcheck disable=SC2086
-        $CC $cflags "$here/$t.c" $core $libs -o "$bin/$t" || { echo "run.sh: cannot build $t" >&2; exit 2; }
+        $CC $cflags -I"$here" $src $core $libs -o "$bin/$t" || { echo "run.sh: cannot build $t" >&2; exit 2; }
 done
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

@@ -15,14 +15,25 @@ need_kvm() {
 }
 
 # start_daemon [extra memconvd options...]
+# With MEMCONVD_VALGRIND=1 the daemon runs under valgrind (memcheck; its
+# system-call filter off, as valgrind makes system calls of its own):
+# stop_daemon then fails on any error or definite leak valgrind reports.
 start_daemon() {
+        local wrap=() tries=300
         TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/memconv-it.XXXXXX")
         SOCK=$TESTDIR/vmm.sock
         DAEMON_LOG=$TESTDIR/daemon.log
-        "$MEMCONVD" --socket "$SOCK" --state-dir "$TESTDIR/state" --log-target=stderr --log-level=debug "$@" 2>"$DAEMON_LOG" &
+        if [ "${MEMCONVD_VALGRIND:-0}" = 1 ]; then
+                wrap=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
+                      --log-file="$TESTDIR/valgrind.log")
+                set -- --system-call-filter=no "$@"
+                tries=6000
+                echo "(memconvd runs under valgrind)"
+        fi
+        "${wrap[@]}" "$MEMCONVD" --socket "$SOCK" --state-dir "$TESTDIR/state" --log-target=stderr --log-level=debug "$@" 2>"$DAEMON_LOG" &
         DAEMON_PID=$!
         trap 'stop_daemon_quiet' EXIT
-        for _ in $(seq 1 300); do
+        for _ in $(seq 1 "$tries"); do
                 [ -S "$SOCK" ] && return 0
                 kill -0 "$DAEMON_PID" 2>/dev/null || fail "memconvd exited during startup"
                 sleep 0.01
@@ -40,6 +51,10 @@ stop_daemon() {
         kill -TERM "$DAEMON_PID" || fail "memconvd is not running"
         wait "$DAEMON_PID"; rc=$?
         DAEMON_PID=
+        if [ -s "$TESTDIR/valgrind.log" ]; then
+                cat "$TESTDIR/valgrind.log" >&2
+                fail "valgrind found errors in memconvd"
+        fi
         [ "$rc" = 0 ] || fail "memconvd exited with status $rc on SIGTERM"
         grep -q "memconvd stopping" "$DAEMON_LOG" || fail "no clean-shutdown record in the log"
 }

@@ -36,17 +36,70 @@
 #include "attr.h"
 #include "vmm.h"
 
-/**
- * conv_now_ns() - CLOCK_MONOTONIC in nanoseconds
- *
- * Return: the time
+/*
+ * The vCPU whose exit this thread is handling: libmemconv calls the apply
+ * callback on the thread that called mc_handle_exit(), with only the VMM as
+ * userdata, and the load test wants to know which vCPU each applied range
+ * reached.
  */
-static uint64_t conv_now_ns(void)
-{
-        struct timespec ts;
+static __thread struct vcpu *conv_current;
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+/**
+ * lat_index() - the histogram bucket of @ns (see struct lat_hist)
+ * @ns: nanoseconds
+ *
+ * Return: 0..LAT_BUCKETS-1; values below LAT_SUB have a bucket each
+ */
+static unsigned lat_index(uint64_t ns)
+{
+        unsigned e;
+
+        if (ns < LAT_SUB)
+                return (unsigned) ns;
+        e = 63 - (unsigned) __builtin_clzll(ns); /* >= LAT_SUB_BITS */
+        return (e - LAT_SUB_BITS + 1) * LAT_SUB + (unsigned) ((ns >> (e - LAT_SUB_BITS)) & (LAT_SUB - 1));
+}
+
+/**
+ * lat_add() - record one sample
+ * @h: the histogram
+ * @ns: nanoseconds
+ */
+static void lat_add(struct lat_hist *h, uint64_t ns)
+{
+        h->buckets[lat_index(ns)]++;
+        h->count++;
+        h->sum_ns += ns;
+        if (ns > h->max_ns)
+                h->max_ns = ns;
+}
+
+/**
+ * conv_record_range() - remember one applied range for --applied-out
+ * @v: the vCPU
+ * @gpa: start
+ * @size: bytes
+ * @to_private: the attribute applied
+ * @implicit: a memory fault rather than MAP_GPA_RANGE
+ */
+static void conv_record_range(struct vcpu *v, uint64_t gpa, uint64_t size, bool to_private, bool implicit)
+{
+        if (v->n_applied == v->cap_applied) {
+                size_t cap = v->cap_applied ? 2 * v->cap_applied : 1024;
+                struct applied_range *a = realloc(v->applied, cap * sizeof(*a));
+
+                if (!a) {
+                        /* The record is then incomplete: say so rather than compare half of it. */
+                        v->applied_oom = true;
+                        return;
+                }
+                v->applied = a;
+                v->cap_applied = cap;
+        }
+        v->applied[v->n_applied++] = (struct applied_range) {
+                .decision = v->counts.applied + 1, /* counted when the exit returns */
+                .gpa = gpa, .size = size, .to_private = to_private, .implicit = implicit,
+        };
 }
 
 /**
@@ -133,6 +186,44 @@ static int conv_handle_inline(struct vcpu *v, struct kvm_run *run)
 }
 
 /**
+ * conv_count() - count how the daemon answered one exit of @v
+ * @v: the vCPU
+ * @run: the exit, after mc_handle_exit() (hypercall.ret written)
+ * @r: mc_handle_exit()'s result
+ *
+ * An answer "applied" when the callback ran during it and the vCPU may
+ * re-enter: that is one committed change on memconvd's side. A retry
+ * without callback is a spurious or MMIO no-op answer.
+ */
+static void conv_count(struct vcpu *v, const struct kvm_run *run, int r)
+{
+        bool hc = run->exit_reason == KVM_EXIT_HYPERCALL;
+        struct vcpu_counts *c = &v->counts;
+
+        if (v->vmm->opt.mode == VMM_MODE_INLINE)
+                return;
+        c->requests++;
+        if (r < 0)
+                c->errors++;
+        else if (r == MC_EXIT_NOT_HANDLED)
+                c->not_handled++;
+        else if (r != MC_EXIT_RETRY || (hc && run->hypercall.ret))
+                c->refused++;
+        else if (v->apply_calls) {
+                bool to_private = hc ? run->hypercall.args[2] & KVM_MAP_GPA_RANGE_ENCRYPTED
+                                     : mc_kvm_run_memory_fault((struct kvm_run *) run)->flags &
+                                               KVM_MEMORY_EXIT_FLAG_PRIVATE;
+
+                c->applied++;
+                c->applied_kind[!hc][to_private]++;
+        } else
+                c->retry++;
+        /* A refused or failed answer after callbacks: they were undone (rollback). */
+        if (v->apply_calls && (r != MC_EXIT_RETRY || (hc && run->hypercall.ret)))
+                c->errors++;
+}
+
+/**
  * conv_handle_exit() - route a conversion exit to memconvd or inline
  * @v: the vCPU whose exit it is
  * @run: the vCPU's kvm_run or a local copy (borrowed, updated)
@@ -163,14 +254,21 @@ int conv_handle_exit(struct vcpu *v, struct kvm_run *run)
                 atomic_fetch_add(&vmm->stats.hypercalls, 1);
         }
 
-        t0 = conv_now_ns();
-        if (vmm->opt.mode == VMM_MODE_INLINE)
+        t0 = vmm_now_ns();
+        if (vmm->opt.mode == VMM_MODE_INLINE) {
                 r = conv_handle_inline(v, run);
-        else
+        } else {
+                v->apply_calls = 0;
+                v->apply_implicit = run->exit_reason == KVM_EXIT_MEMORY_FAULT;
+                conv_current = v;
                 r = mc_handle_exit(vmm->client, v->idx, run, NULL);
+                conv_current = NULL;
+        }
+        lat_add(&v->lat, vmm_now_ns() - t0);
+        conv_count(v, run, r);
         if (is4k && r == MC_EXIT_RETRY &&
             !(run->exit_reason == KVM_EXIT_HYPERCALL && run->hypercall.ret)) {
-                atomic_fetch_add(&vmm->stats.conv4k_ns, conv_now_ns() - t0);
+                atomic_fetch_add(&vmm->stats.conv4k_ns, vmm_now_ns() - t0);
                 atomic_fetch_add(&vmm->stats.conv4k_n, 1);
         }
         if (r == MC_EXIT_INJECT_FAULT || r == MC_EXIT_STOP_VM ||
@@ -191,8 +289,24 @@ int conv_handle_exit(struct vcpu *v, struct kvm_run *run)
 static int conv_apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
 {
         struct vmm *vmm = userdata;
+        struct vcpu *v = conv_current;
+        int r;
 
-        return attr_apply(vmm->attr, gpa, size, to_private);
+        r = attr_apply(vmm->attr, gpa, size, to_private);
+        if (!v || v->vmm != vmm) {
+                atomic_fetch_add(&vmm->stray_applies, 1);
+                return r;
+        }
+        v->apply_calls++;
+        if (r >= 0) {
+                bool implicit = v->apply_implicit;
+
+                v->counts.applied_ranges++;
+                v->counts.bytes_to[to_private] += size;
+                if (vmm->opt.applied_out)
+                        conv_record_range(v, gpa, size, to_private, implicit);
+        }
+        return r;
 }
 
 /**

@@ -691,6 +691,21 @@ static int storm_verify(struct vcpu *v, const struct storm *m, uint64_t first, u
 }
 
 /**
+ * storm_more() - whether the storm runs another iteration
+ * @vmm: the VMM
+ * @it: iterations done
+ *
+ * Return: true while below --iterations, or before the deadline of
+ * --seconds when that was given
+ */
+static bool storm_more(struct vmm *vmm, unsigned long it)
+{
+        if (vmm->opt.seconds)
+                return vmm_now_ns() < vmm->deadline_ns;
+        return it < vmm->opt.iterations;
+}
+
+/**
  * storm_run() - the storm on one vCPU with an allocated model
  * @v: the vCPU
  * @m: the model (pages of the slice)
@@ -700,13 +715,20 @@ static int storm_verify(struct vcpu *v, const struct storm *m, uint64_t first, u
 static int storm_run(struct vcpu *v, struct storm *m)
 {
         uint64_t seed = (v->vmm->opt.seed + 1) * 0x9E3779B97F4A7C15ull ^ ((uint64_t) v->idx << 32 | 1);
+        int r;
 
-        TRY(scen_reset(v));
-        TRY(g_fill(v, v->slice_base, v->slice_size, 0x01, VIEW_SHARED));
+        r = scen_reset(v);
+        if (r >= 0)
+                r = g_fill(v, v->slice_base, v->slice_size, 0x01, VIEW_SHARED);
+        /* Every vCPU arrives, failed or not: the others wait for it. */
+        vmm_storm_gate(v);
+        if (r < 0)
+                return r;
         memset(m->priv, 0, m->npages);
         memset(m->val, 0x01, m->npages);
 
-        for (unsigned long it = 0; it < v->vmm->opt.iterations; it++) {
+        /* --seconds: a fixed wall time (the load test); else --iterations. */
+        for (unsigned long it = 0; storm_more(v->vmm, it); it++) {
                 uint64_t npg = 1ull << (storm_rand(&seed) % 10); /* 4 KiB .. 2 MiB */
                 uint64_t first = storm_rand(&seed) % (m->npages / npg) * npg;
                 uint64_t gpa = v->slice_base + first * PAGE, size = npg * PAGE;
@@ -733,6 +755,7 @@ static int storm_run(struct vcpu *v, struct storm *m)
                 if (it % 256 == 255)
                         TRY(storm_verify(v, m, 0, m->npages));
         }
+        vmm_storm_end(v->vmm);
         TRY(storm_verify(v, m, 0, m->npages));
         /* No reset: the random final state is what --state-out and recovery tests compare. */
         return 0;
@@ -1004,7 +1027,7 @@ const struct scenario scenarios[] = {
         { "implicit", scen_implicit, true, "conversions by memory faults (flags PRIVATE and 0)" },
         { "selftest", scen_selftest, true, "private_mem_conversions_test's scenarios" },
         { "data", scen_data, true, "discarded backings read as zeros / are holes" },
-        { "storm", scen_storm, true, "random conversions with data checks (--iterations, --seed)" },
+        { "storm", scen_storm, true, "random conversions with data checks (--iterations or --seconds, --seed)" },
         { "demo", scen_demo, true, "a short readable run" },
         { "bench", scen_bench, false, "time 4 KiB explicit conversions (--iterations)" },
         { "race", scen_race, false, "conversions racing raw reads: KVM's own memory faults (--vcpus >= 2)" },

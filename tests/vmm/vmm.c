@@ -10,6 +10,12 @@
  * pthread per vCPU, each on its own slice of RAM; a scenario passes when it
  * passed on every vCPU.
  *
+ * For the load test (tests/load/) it can also run for a fixed wall time
+ * (--seconds), start on a signal (--start-signal), stay attached but idle
+ * afterwards so that the daemon can be inspected while the VM is still
+ * attached (--hold), and write what every vCPU was answered (--stats-out,
+ * --applied-out) to compare with what memconvd recorded.
+ *
  * Exit status: 0 all passed, 1 a scenario failed or setup failed, 2 usage,
  * 77 /dev/kvm or guest_memfd unavailable (printed as "SKIP: reason").
  */
@@ -19,12 +25,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvm-compat.h"
@@ -36,6 +44,76 @@
 #define EXIT_SKIP 77
 #define EXIT_USAGE 2
 #define SLICE_MIN (4ull << 20) /* per-vCPU slice: selftest needs 2 MiB + 4 KiB, 2 MiB aligned */
+
+/**
+ * vmm_now_ns() - CLOCK_MONOTONIC in nanoseconds (one clock for every process
+ * on the machine: the load test compares VMMs' windows)
+ *
+ * Return: the time
+ */
+uint64_t vmm_now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+/**
+ * vmm_storm_gate() - the storm's start line: wait until every vCPU has set
+ * its slice up, then start the timed part together
+ * @v: the arriving vCPU
+ *
+ * Setting up (reset, first fill: the first touch of every page is slow on a
+ * loaded machine) is not part of a --seconds run: the deadline counts from
+ * here. With --start-signal the last vCPU to arrive prints "vmm: ready" and
+ * waits for SIGUSR1 (blocked in every thread) before opening the gate, so
+ * that many VMMs can start their timed parts at once.
+ */
+void vmm_storm_gate(struct vcpu *v)
+{
+        struct vmm *vmm = v->vmm;
+        unsigned gen;
+        int sig;
+
+        pthread_mutex_lock(&vmm->gate_lock);
+        gen = vmm->gate_generation;
+        if (++vmm->gate_arrived < vmm->opt.vcpus) {
+                while (gen == vmm->gate_generation)
+                        pthread_cond_wait(&vmm->gate_cond, &vmm->gate_lock);
+                pthread_mutex_unlock(&vmm->gate_lock);
+                return;
+        }
+        if (vmm->opt.start_signal && !vmm->gate_signalled) {
+                sigset_t usr1;
+
+                vmm->gate_signalled = true;
+                sigemptyset(&usr1);
+                sigaddset(&usr1, SIGUSR1);
+                vmm_log(vmm, "vmm: ready (pid %d): send SIGUSR1 to start", (int) getpid());
+                sigwait(&usr1, &sig);
+        }
+        vmm->run_start_ns = vmm_now_ns();
+        vmm->deadline_ns = vmm->run_start_ns + (uint64_t) vmm->opt.seconds * 1000000000ull;
+        vmm->gate_arrived = 0;
+        vmm->gate_generation++;
+        pthread_cond_broadcast(&vmm->gate_cond);
+        pthread_mutex_unlock(&vmm->gate_lock);
+}
+
+/**
+ * vmm_storm_end() - a vCPU's storm loop ended: keep the latest time
+ * @vmm: the VMM
+ */
+void vmm_storm_end(struct vmm *vmm)
+{
+        uint64_t now = vmm_now_ns();
+
+        pthread_mutex_lock(&vmm->gate_lock);
+        if (now > vmm->storm_end_ns)
+                vmm->storm_end_ns = now;
+        pthread_mutex_unlock(&vmm->gate_lock);
+}
 
 /**
  * vmm_log() - print one line to stdout, whole, from any thread
@@ -247,8 +325,11 @@ static void vmm_teardown(struct vmm *vmm)
 {
         conv_teardown(vmm);
         if (vmm->vcpus)
-                for (unsigned i = 0; i < vmm->opt.vcpus; i++)
+                for (unsigned i = 0; i < vmm->opt.vcpus; i++) {
                         vcpu_destroy(&vmm->vcpus[i]);
+                        free(vmm->vcpus[i].applied);
+                        vmm->vcpus[i].applied = NULL;
+                }
         free(vmm->vcpus);
         vmm->vcpus = NULL;
         vmm->attr = attr_free(vmm->attr);
@@ -313,6 +394,7 @@ static bool vmm_run_scenario(struct vmm *vmm, const struct scenario *sc)
         }
         atomic_store(&vmm->race_stop, false);
         atomic_store(&vmm->race_readers_done, 0);
+        vmm->gate_arrived = 0;
         for (unsigned i = 0; i < n; i++) {
                 t[i].v = &vmm->vcpus[i];
                 t[i].sc = sc;
@@ -338,6 +420,120 @@ static bool vmm_run_scenario(struct vmm *vmm, const struct scenario *sc)
 }
 
 /**
+ * vmm_write_stats() - the --stats-out JSON document
+ * @vmm: the VMM, scenarios finished
+ * @f: the stream
+ *
+ * Per vCPU what it was answered (struct vcpu_counts), and the merged
+ * latency histogram as [lower_ns, upper_ns, count] for every non-empty
+ * bucket (a sample s of a bucket has lower <= s < upper).
+ */
+static void vmm_write_stats(struct vmm *vmm, FILE *f)
+{
+        uint64_t count = 0, sum = 0, max = 0;
+        bool first = true;
+
+        fprintf(f, "{\n  \"name\": \"%s\",\n  \"pid\": %d,\n  \"mode\": \"%s\",\n  \"vcpus\": %u,\n"
+                "  \"ram_bytes\": %llu,\n  \"run_start_ns\": %llu,\n  \"run_end_ns\": %llu,\n"
+                "  \"storm_end_ns\": %llu,\n  \"stray_applies\": %lu,\n  \"vcpu\": [\n",
+                vmm->opt.name, (int) getpid(), vmm->opt.mode == VMM_MODE_INLINE ? "inline" : "daemon",
+                vmm->opt.vcpus, (unsigned long long) vmm->ram_size, (unsigned long long) vmm->run_start_ns,
+                (unsigned long long) vmm->run_end_ns, (unsigned long long) vmm->storm_end_ns,
+                atomic_load(&vmm->stray_applies));
+        for (unsigned i = 0; i < vmm->opt.vcpus; i++) {
+                const struct vcpu *v = &vmm->vcpus[i];
+                const struct vcpu_counts *c = &v->counts;
+
+                fprintf(f, "    {\"idx\": %u, \"requests\": %llu, \"applied\": %llu, \"applied_ranges\": %llu, "
+                        "\"explicit_to_private\": %llu, \"explicit_to_shared\": %llu, "
+                        "\"implicit_to_private\": %llu, \"implicit_to_shared\": %llu, "
+                        "\"bytes_to_private\": %llu, \"bytes_to_shared\": %llu, \"retry\": %llu, "
+                        "\"refused\": %llu, \"not_handled\": %llu, \"errors\": %llu, "
+                        "\"applied_log_complete\": %s}%s\n",
+                        i, (unsigned long long) c->requests, (unsigned long long) c->applied,
+                        (unsigned long long) c->applied_ranges, (unsigned long long) c->applied_kind[0][1],
+                        (unsigned long long) c->applied_kind[0][0], (unsigned long long) c->applied_kind[1][1],
+                        (unsigned long long) c->applied_kind[1][0], (unsigned long long) c->bytes_to[1],
+                        (unsigned long long) c->bytes_to[0], (unsigned long long) c->retry,
+                        (unsigned long long) c->refused, (unsigned long long) c->not_handled,
+                        (unsigned long long) c->errors, v->applied_oom ? "false" : "true",
+                        i + 1 < vmm->opt.vcpus ? "," : "");
+                count += v->lat.count;
+                sum += v->lat.sum_ns;
+                if (v->lat.max_ns > max)
+                        max = v->lat.max_ns;
+        }
+        fprintf(f, "  ],\n  \"latency_ns\": {\"count\": %llu, \"sum\": %llu, \"max\": %llu, \"buckets\": [",
+                (unsigned long long) count, (unsigned long long) sum, (unsigned long long) max);
+        for (unsigned b = 0; b < LAT_BUCKETS; b++) {
+                uint64_t n = 0, lo, hi;
+
+                for (unsigned i = 0; i < vmm->opt.vcpus; i++)
+                        n += vmm->vcpus[i].lat.buckets[b];
+                if (!n)
+                        continue;
+                if (b < LAT_SUB) {
+                        lo = b;
+                        hi = b + 1;
+                } else {
+                        unsigned e = b / LAT_SUB + LAT_SUB_BITS - 1;
+
+                        lo = (uint64_t) (LAT_SUB + b % LAT_SUB) << (e - LAT_SUB_BITS);
+                        hi = lo + (1ull << (e - LAT_SUB_BITS));
+                }
+                fprintf(f, "%s[%llu, %llu, %llu]", first ? "" : ", ", (unsigned long long) lo,
+                        (unsigned long long) hi, (unsigned long long) n);
+                first = false;
+        }
+        fprintf(f, "]}\n}\n");
+}
+
+/**
+ * vmm_write_applied() - the --applied-out lines, vCPU by vCPU, in order
+ * @vmm: the VMM, scenarios finished
+ * @f: the stream
+ */
+static void vmm_write_applied(struct vmm *vmm, FILE *f)
+{
+        for (unsigned i = 0; i < vmm->opt.vcpus; i++) {
+                const struct vcpu *v = &vmm->vcpus[i];
+
+                for (size_t k = 0; k < v->n_applied; k++)
+                        fprintf(f, "%u %llu 0x%llx 0x%llx %s %s\n", i, (unsigned long long) v->applied[k].decision,
+                                (unsigned long long) v->applied[k].gpa, (unsigned long long) v->applied[k].size,
+                                v->applied[k].to_private ? "private" : "shared",
+                                v->applied[k].implicit ? "implicit" : "explicit");
+        }
+}
+
+/**
+ * vmm_write_file() - write @path with @fn, complaining on failure
+ * @vmm: the VMM
+ * @path: the file
+ * @fn: what writes it
+ *
+ * Return: 0 or a negative errno (printed)
+ */
+static int vmm_write_file(struct vmm *vmm, const char *path, void (*fn)(struct vmm *, FILE *))
+{
+        FILE *f = fopen(path, "we");
+        int r = 0;
+
+        if (!f) {
+                r = -errno;
+        } else {
+                fn(vmm, f);
+                if (ferror(f))
+                        r = -EIO;
+                if (fclose(f) != 0 && r == 0)
+                        r = -errno;
+        }
+        if (r < 0)
+                printf("vmm: cannot write %s: %s\n", path, strerror(-r));
+        return r;
+}
+
+/**
  * vmm_usage() - print --help
  * @f: stream
  */
@@ -359,7 +555,18 @@ static void vmm_usage(FILE *f)
                 "                         (default max(8, 4 * vcpus))\n"
                 "  --iterations N         storm iterations per vCPU (default 2000)\n"
                 "  --seed N               storm random seed (default 1)\n"
+                "  --seconds N            storm: run for N seconds of wall time (after its\n"
+                "                         set-up) instead of --iterations\n"
                 "  --state-out FILE       write the final attributes as 'gpa size private|shared'\n"
+                "  --stats-out FILE       write what each vCPU was answered (daemon mode) and the\n"
+                "                         latency histogram of conversions as JSON\n"
+                "  --applied-out FILE     write every range a decision applied: 'vcpu decision gpa\n"
+                "                         size private|shared explicit|implicit', in order\n"
+                "  --start-signal         print 'vmm: ready' and wait for SIGUSR1 before the\n"
+                "                         scenarios (a first storm: after every vCPU set its\n"
+                "                         slice up; --seconds counts from there)\n"
+                "  --hold                 after the scenarios (guests halted, files written), print\n"
+                "                         'vmm: holding' and stay attached until SIGUSR1\n"
                 "  --verbose              one line per conversion event\n"
                 "  --help                 this text\n\n"
                 "Scenarios:\n",
@@ -413,6 +620,11 @@ int main(int argc, char **argv)
                 { "iterations", required_argument, NULL, 'i' },
                 { "seed", required_argument, NULL, 'r' },
                 { "state-out", required_argument, NULL, 'o' },
+                { "seconds", required_argument, NULL, 'T' },
+                { "stats-out", required_argument, NULL, 'O' },
+                { "applied-out", required_argument, NULL, 'A' },
+                { "start-signal", no_argument, NULL, 'W' },
+                { "hold", no_argument, NULL, 'H' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -432,9 +644,12 @@ int main(int argc, char **argv)
                 .kvm_fd = -1, .vm_fd = -1, .gmem_fd = -1, .shared_fd = -1,
         };
         unsigned long val;
-        int c, r;
+        sigset_t usr1;
+        int c, r, sig;
 
         pthread_mutex_init(&vmm.log_lock, NULL);
+        pthread_mutex_init(&vmm.gate_lock, NULL);
+        pthread_cond_init(&vmm.gate_cond, NULL);
         while ((c = getopt_long(argc, argv, "hv", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'm':
@@ -514,6 +729,24 @@ int main(int argc, char **argv)
                 case 'o':
                         vmm.opt.state_out = optarg;
                         break;
+                case 'T':
+                        if (vmm_parse_ulong(optarg, 1, 86400, &vmm.opt.seconds) < 0) {
+                                fprintf(stderr, "memconv-vmm: --seconds wants 1..86400\n");
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'O':
+                        vmm.opt.stats_out = optarg;
+                        break;
+                case 'A':
+                        vmm.opt.applied_out = optarg;
+                        break;
+                case 'W':
+                        vmm.opt.start_signal = true;
+                        break;
+                case 'H':
+                        vmm.opt.hold = true;
+                        break;
                 case 'v':
                         vmm.opt.verbose = true;
                         break;
@@ -540,6 +773,15 @@ int main(int argc, char **argv)
                 for (const struct scenario *s = scenarios; s->name; s++)
                         if (s->in_all)
                                 sel[nsel++] = s;
+
+        /* Before any thread exists, so that every thread inherits the mask:
+         * SIGUSR1 is taken only by sigwait() in this thread. */
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        if ((vmm.opt.start_signal || vmm.opt.hold) && pthread_sigmask(SIG_BLOCK, &usr1, NULL) != 0) {
+                printf("vmm: cannot block SIGUSR1\n");
+                return 1;
+        }
 
         r = vmm_setup(&vmm, &skip);
         if (r < 0) {
@@ -569,12 +811,22 @@ int main(int argc, char **argv)
                 return 1;
         }
 
+        /* A storm that runs first waits at its own start line, after its
+         * set-up (vmm_storm_gate()); anything else waits here. */
+        if (vmm.opt.start_signal && strcmp(sel[0]->name, "storm") != 0) {
+                printf("vmm: ready (pid %d): send SIGUSR1 to start\n", (int) getpid());
+                fflush(stdout);
+                sigwait(&usr1, &sig);
+                vmm.gate_signalled = true;
+        }
+        vmm.run_start_ns = vmm_now_ns(); /* the storm's gate moves it to its timed part */
         for (unsigned i = 0; i < nsel; i++) {
                 if (vmm_run_scenario(&vmm, sel[i]))
                         passed++;
                 else
                         failed++;
         }
+        vmm.run_end_ns = vmm_now_ns();
 
         /* Let every guest halt: the end of its command loop. */
         for (unsigned i = 0; i < vmm.opt.vcpus; i++) {
@@ -610,6 +862,16 @@ int main(int argc, char **argv)
                         printf("vmm: cannot write %s: %s\n", vmm.opt.state_out, strerror(-r));
                         failed++;
                 }
+        }
+        if (vmm.opt.stats_out && vmm_write_file(&vmm, vmm.opt.stats_out, vmm_write_stats) < 0)
+                failed++;
+        if (vmm.opt.applied_out && vmm_write_file(&vmm, vmm.opt.applied_out, vmm_write_applied) < 0)
+                failed++;
+        if (vmm.opt.hold) {
+                /* Idle and attached: the daemon's view can be checked against ours. */
+                printf("vmm: holding (pid %d): send SIGUSR1 to detach\n", (int) getpid());
+                fflush(stdout);
+                sigwait(&usr1, &sig);
         }
         vmm_teardown(&vmm);
         printf("vmm: %u passed, %u failed\n", passed, failed);

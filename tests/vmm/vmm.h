@@ -156,6 +156,45 @@ struct vmm_stats {
 
 struct vmm;
 
+/*
+ * Latency histogram of vCPU-visible conversion time (conv_handle_exit(),
+ * exit handed over to re-entry allowed), in nanoseconds: log-linear, 16
+ * sub-buckets per power of two, so a percentile read from it is within
+ * 1/16 of the true value. Per vCPU (no sharing), merged when written.
+ */
+#define LAT_SUB_BITS 4
+#define LAT_SUB (1u << LAT_SUB_BITS)
+#define LAT_BUCKETS (64 * LAT_SUB)
+
+struct lat_hist {
+        uint64_t buckets[LAT_BUCKETS];
+        uint64_t count, sum_ns, max_ns;
+};
+
+/* One range a decision made this vCPU apply (--applied-out). */
+struct applied_range {
+        uint64_t decision;   /* this vCPU's n-th applied decision, from 1 */
+        uint64_t gpa, size;
+        bool to_private, implicit;
+};
+
+/*
+ * What the daemon answered this vCPU, counted by the vCPU's own thread in
+ * daemon mode: the VMM side of the load test's exactly-once proof
+ * (tests/load/), compared with memconvd's per-VM counters and history.
+ */
+struct vcpu_counts {
+        uint64_t requests;          /* conversion exits handed to libmemconv */
+        uint64_t applied;           /* answers that made the callback apply ranges */
+        uint64_t applied_kind[2][2]; /* [implicit][to_private] of those */
+        uint64_t applied_ranges;
+        uint64_t bytes_to[2];       /* [to_private] applied bytes */
+        uint64_t retry;             /* retry without applying (spurious, MMIO no-op) */
+        uint64_t refused;           /* refused (inject fault, stop, hypercall error) */
+        uint64_t not_handled;
+        uint64_t errors;            /* negative return: connection or apply failure */
+};
+
 /* One vCPU: its fd, its mapped kvm_run, and the command it is executing. */
 struct vcpu {
         struct vmm *vmm;     /* borrowed */
@@ -171,6 +210,14 @@ struct vcpu {
         /* scenario scratch */
         uint64_t slice_base, slice_size;
         char fail[256]; /* "" while passing */
+        /* --stats-out / --applied-out: only this vCPU's thread writes them */
+        struct vcpu_counts counts;
+        struct lat_hist lat;
+        unsigned apply_calls;          /* callbacks during the current exit */
+        bool apply_implicit;           /* the current exit is a memory fault */
+        struct applied_range *applied; /* owned, when --applied-out */
+        size_t n_applied, cap_applied;
+        bool applied_oom;
 };
 
 struct vmm_options {
@@ -185,6 +232,11 @@ struct vmm_options {
         unsigned long seed;
         bool verbose;
         const char *state_out;
+        unsigned long seconds;   /* storm: run this long instead of --iterations (0: off) */
+        bool start_signal;       /* attached, then wait for SIGUSR1 before the scenarios */
+        bool hold;               /* after the scenarios, stay attached until SIGUSR1 */
+        const char *stats_out;   /* JSON: per-vCPU counts and latency */
+        const char *applied_out; /* every applied range, per vCPU, in order */
 };
 
 struct vmm {
@@ -207,10 +259,23 @@ struct vmm {
         struct vmm_stats stats;
         atomic_uint race_readers_done; /* scenario "race": readers that stopped */
         atomic_bool race_stop;         /* scenario "race": the converter is done */
+        uint64_t deadline_ns;          /* --seconds: when the storm stops (monotonic) */
+        uint64_t run_start_ns, run_end_ns; /* the scenarios (or the storm's timed part), monotonic */
+        uint64_t storm_end_ns;         /* the last vCPU's storm loop ended, monotonic */
+        /* The storm's start gate: every vCPU set up, then the timed part (vmm_storm_gate()). */
+        pthread_mutex_t gate_lock;
+        pthread_cond_t gate_cond;
+        unsigned gate_arrived;
+        unsigned gate_generation;
+        bool gate_signalled;           /* --start-signal: SIGUSR1 was waited for once */
+        atomic_ulong stray_applies;    /* apply callbacks outside any vCPU's exit */
         pthread_mutex_t log_lock;
 };
 
 /* vmm.c */
+uint64_t vmm_now_ns(void);
+void vmm_storm_gate(struct vcpu *v);
+void vmm_storm_end(struct vmm *vmm);
 void vmm_log(struct vmm *vmm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define vmm_verbose(vmm, ...)                    \
         do {                                     \

@@ -1,0 +1,88 @@
+#!/bin/bash
+# Discards fail: fallocate(PUNCH_HOLE) returns EIO in memconvd (the
+# tests/fault shim, switched on and off by a flag file). Conversions still
+# succeed for the vCPUs (the discard is off their path); the failure is
+# logged with its errno, counted, and shown by `memconvctl check`; memconvd
+# retries with backoff, and once the fault is gone the retry punches the
+# stale backing for real (seen in the VMM's own fds) and `check` is clean.
+# A range converted back before the retry keeps the data the guest wrote
+# after converting it back: the retry punches the side that is stale now,
+# never the side the failed discard named.
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "$top_srcdir/tests/fault/fault-lib.sh"
+need_kvm
+
+A=0x100000 ASIZE=0x10000   # goes private; its shared side must be punched
+B=0x200000 BSIZE=0x1000    # goes private and back to shared before any retry works
+
+fault_setup FALLOCATE=eio
+fault_start_daemon
+fault_on FALLOCATE
+
+# --- a VMM that stays attached while the fault comes and goes
+fvmm_start retry
+fvmm_ok fill gmem $A $ASIZE 0xa1            # what the guest will own privately
+fvmm_ok fill shared $A $ASIZE 0x5a          # its shared copy, stale once A is private
+fvmm_ok convert $A $ASIZE private           # the vCPU is answered although the discard fails
+fvmm_ok fill gmem $B $BSIZE 0xb1
+fvmm_ok convert $B $BSIZE private
+fvmm_ok convert $B $BSIZE shared
+fvmm_ok fill shared $B $BSIZE 0xb2          # the guest writes B after converting it back
+
+check_has_failed() {
+        local out
+        out=$(ctl check retry --no-legend) && return 1   # exit 1: problems found
+        echo "$out" | grep -q "^discard-failed *$A " && echo "$out" | grep -q "^discard-failed *$B "
+}
+wait_for "check to report both failed discards" check_has_failed
+ctl check retry
+log_has "VM retry: discarding shared backing of [$A, 0x110000)" "failed" "retrying in" "Input/output error" ||
+        fail "the failed discard of A is not logged with its errno"
+log_has "VM retry: discarding guest_memfd backing of [$B, 0x201000)" "failed" "Input/output error" ||
+        fail "the failed discard of B (back to shared) is not logged"
+# The retries run and fail while the fault lasts; the stale data is still there.
+wait_for "a retry that fails again" log_has "VM retry: discarding" "failed again"
+fvmm_ok expect shared $A $ASIZE 0x5a
+fvmm "data shared $A $ASIZE"
+[ "$FVMM_REPLY" = data ] || fail "the shared side of A was punched although every punch failed"
+[ "$(stat_of retry discard_errors)" -ge 3 ] || fail "discard_errors does not count the failures"
+
+# --- the fault goes away: the next retry works
+fault_off FALLOCATE
+check_clean() { ctl check retry > /dev/null; }
+wait_for "check to report no problems after the retry" check_clean
+ctl check retry | tee "$TESTDIR/check.out"
+grep -q "no problems found" "$TESTDIR/check.out" || fail "check does not say the VM is clean"
+log_has "VM retry: discarding shared backing of [$A, 0x110000) succeeded on retry" ||
+        fail "no record of the successful retry of A"
+log_has "VM retry: discarding guest_memfd backing of [$B, 0x201000) succeeded on retry" ||
+        fail "no record of the successful retry of B's stale private side"
+if log_has "VM retry: discarding shared backing of [$B," "succeeded"; then
+        fail "a retry punched B's shared side, which the guest uses since it converted B back"
+fi
+[ "$(stat_of retry discard_retries)" -ge 2 ] || fail "discard_retries does not count the retries"
+
+# What the VMM sees in its own fds: A's stale shared pages are gone (a hole),
+# its private data is intact; B's shared data survived, its private side is zeros.
+fvmm "data shared $A $ASIZE"
+[ "$FVMM_REPLY" = hole ] || fail "the shared backing of A is still allocated after the retry"
+fvmm_ok expect gmem $A $ASIZE 0xa1
+fvmm "expect shared $B $BSIZE 0xb2"
+[ "$FVMM_REPLY" = ok ] || fail "the guest's shared data in B was destroyed by the retry: $FVMM_REPLY"
+fvmm_ok expect gmem $B $BSIZE 0
+fvmm_quit
+
+# --- real vCPUs: a guest converting while every discard fails is not held up
+fault_on FALLOCATE
+run_vmm vcpus --vcpus 2 --scenario bench --iterations 50
+fault_off FALLOCATE
+conversions=$(( $(stat_of vcpus explicit_to_private) + $(stat_of vcpus explicit_to_shared) ))
+errors=$(stat_of vcpus discard_errors)
+echo "vcpus: $conversions conversions, $(stat_of vcpus discards) discards, $errors failed"
+[ "$conversions" -ge 100 ] || fail "the guest made $conversions conversions, expected at least 100"
+# Every conversion's discard failed at least once (retries may add more).
+[ "$errors" -ge "$conversions" ] || fail "$errors failed discards for $conversions conversions"
+log_has "VM vcpus: discarding" "failed" "Input/output error" || fail "the vCPU VM's failed discards are not logged"
+echo "injected punch failures: $(log_count 'fault-inject: fallocate')"
+stop_daemon
+echo "PASS"
