@@ -84,6 +84,7 @@ struct daemon {
         uint64_t started_usec;         /* CLOCK_MONOTONIC */
         uint64_t sessions_total;
         uint64_t protocol_errors;
+        uint64_t fd_shortage_logged;     /* messages whose fds were lost to EMFILE */
         uint64_t peers_refused;
 };
 

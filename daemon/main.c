@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -557,6 +558,23 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/*
+ * raise_fd_limit() - every attached VM holds its socket, guest_memfd, shared
+ * memory fd and journal: the usual soft limit of 1024 runs out near 250 VMs,
+ * below VMsPerUID's default. Raise the soft limit to the hard one (what
+ * systemd's LimitNOFILE= sets), as daemons holding many fds do.
+ */
+static void raise_fd_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(errno, "Cannot raise the file descriptor limit");
+}
+
 int main(int argc, char *argv[])
 {
         struct daemon d = {
@@ -580,6 +598,7 @@ int main(int argc, char *argv[])
         }
         log_setup(d.config.log_target, d.config.log_level);
         umask(0077);
+        raise_fd_limit();
 
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);

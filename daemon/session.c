@@ -596,11 +596,21 @@ static int session_dispatch(struct session *s, const Memconv__Message *m, int *f
  * session_frame_error() - answer a datagram that could not be decoded
  * Return: as session_protocol_error()
  */
-static int session_frame_error(struct session *s, int error)
+static int session_frame_error(struct session *s, const Memconv__Message *m, int error)
 {
         struct mc_msg_error e;
 
         switch (error) {
+        case -EMFILE:
+                /* Not the peer's fault: answered by id, not counted against it. */
+                if (!s->daemon->fd_shortage_logged++)
+                        log_warning("Out of file descriptors: the fds of a message from VMM pid %d were lost "
+                                    "and it was refused; raise memconvd's RLIMIT_NOFILE (LimitNOFILE=)",
+                                    (int) s->cred.pid);
+                mc_error_set(&e, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -EMFILE,
+                             "memconvd is out of file descriptors: the fds of this message were lost; "
+                             "nothing changed, try again later");
+                return session_reply_error(s, m, &e), 0;
         case -EMSGSIZE:
                 mc_error_set(&e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, error,
                              "frame larger than %u bytes refused", MC_FRAME_MAX);
@@ -614,7 +624,7 @@ static int session_frame_error(struct session *s, int error)
                              "frame is not a memconv.Message");
                 break;
         }
-        return session_protocol_error(s, NULL, &e);
+        return session_protocol_error(s, m, &e);
 }
 
 static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
@@ -633,12 +643,14 @@ static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *u
                 size_t n_fds = 0;
                 int r;
 
-                r = mc_frame_recv(s->fd, MSG_DONTWAIT, &m, fds, &n_fds);
+                r = mc_frame_recv_salvage(s->fd, MSG_DONTWAIT, &m, fds, &n_fds);
                 if (r == -EAGAIN)
                         break;
-                if (r == -EMSGSIZE || r == -EBADMSG || r == -ETOOMANYREFS) {
-                        if (session_frame_error(s, r) < 0)
+                if (r == -EMSGSIZE || r == -EBADMSG || r == -ETOOMANYREFS || r == -EMFILE) {
+                        if (session_frame_error(s, m, r) < 0)
                                 s->broken = true;
+                        if (m)
+                                memconv__message__free_unpacked(m, NULL);
                         continue;
                 }
                 if (r < 0) {

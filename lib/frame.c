@@ -7,6 +7,7 @@
  * allocating for it or handing a prefix to the decoder.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -75,7 +76,9 @@ int mc_frame_send_pb(int sock, const ProtobufCMessage *msg, const int *fds, size
  * @ret_n: how many were filled
  *
  * Every fd found is either stored or closed.
- * Return: 0, or -ETOOMANYREFS for a foreign control message or too many fds.
+ * Return: 0, -ETOOMANYREFS for a foreign control message or too many fds,
+ * or -EMFILE when the kernel could not install every fd that came (the
+ * receiver is out of file descriptors: MSG_CTRUNC with room to spare).
  */
 static int frame_take_fds(struct msghdr *mh, int fds[MC_FRAME_MAX_FDS], size_t *ret_n)
 {
@@ -112,8 +115,8 @@ static int frame_take_fds(struct msghdr *mh, int fds[MC_FRAME_MAX_FDS], size_t *
                         }
                 }
         }
-        if (mh->msg_flags & MSG_CTRUNC)
-                r = -ETOOMANYREFS;
+        if ((mh->msg_flags & MSG_CTRUNC) && r == 0)
+                r = n < MC_FRAME_MAX_FDS ? -EMFILE : -ETOOMANYREFS;
         if (r < 0) {
                 mc_frame_close_fds(fds, n);
                 return r;
@@ -129,8 +132,13 @@ int mc_frame_recv(int sock, int flags, Memconv__Message **ret_msg,
                                 ret_fds, ret_n_fds);
 }
 
-int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_msg,
-                     int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds)
+/*
+ * frame_recv() - mc_frame_recv_pb(); with @salvage, a frame whose fds could
+ * not be taken (-ETOOMANYREFS, -EMFILE) is still decoded into *@ret_msg
+ * (NULL if it does not decode), so that the receiver can answer its id.
+ */
+static int frame_recv(int sock, int flags, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_msg,
+                      int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds, bool salvage)
 {
         uint8_t buf[MC_FRAME_MAX];
         union {
@@ -157,8 +165,11 @@ int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc
                 return negative_errno();
 
         r = frame_take_fds(&mh, fds, &n_fds);
-        if (r < 0)
+        if (r < 0) {
+                if (salvage && !(mh.msg_flags & MSG_TRUNC) && n > 0)
+                        *ret_msg = protobuf_c_message_unpack(desc, NULL, (size_t) n, buf);
                 return r;
+        }
         if (mh.msg_flags & MSG_TRUNC) {
                 mc_frame_close_fds(fds, n_fds);
                 return -EMSGSIZE;
@@ -178,4 +189,18 @@ int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc
         memcpy(ret_fds, fds, sizeof(fds));
         *ret_n_fds = n_fds;
         return 0;
+}
+
+int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_msg,
+                     int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds)
+{
+        return frame_recv(sock, flags, desc, ret_msg, ret_fds, ret_n_fds, false);
+}
+
+int mc_frame_recv_salvage(int sock, int flags, Memconv__Message **ret_msg, int ret_fds[MC_FRAME_MAX_FDS],
+                          size_t *ret_n_fds)
+{
+        *ret_msg = NULL;
+        return frame_recv(sock, flags, &memconv__message__descriptor, (ProtobufCMessage **) ret_msg, ret_fds,
+                          ret_n_fds, true);
 }

@@ -64,5 +64,16 @@ int mc_frame_send_pb(int sock, const ProtobufCMessage *msg, const int *fds, size
 int mc_frame_recv_pb(int sock, int flags, const ProtobufCMessageDescriptor *desc, ProtobufCMessage **ret_msg,
                      int ret_fds[MC_FRAME_MAX_FDS], size_t *ret_n_fds);
 
+/**
+ * mc_frame_recv_salvage() - mc_frame_recv(), but when the fds of a frame
+ * could not be taken (-ETOOMANYREFS: too many or a foreign control message;
+ * -EMFILE: this process is out of file descriptors) the frame is still
+ * decoded into *@ret_msg, NULL when it does not decode; the caller frees
+ * it. No fd is kept in that case. Used by memconvd to answer such a request
+ * by its id rather than leave the VMM waiting.
+ */
+int mc_frame_recv_salvage(int sock, int flags, Memconv__Message **ret_msg, int ret_fds[MC_FRAME_MAX_FDS],
+                          size_t *ret_n_fds);
+
 /** mc_frame_close_fds() - close @n fds of @fds and set them to -EBADF */
 void mc_frame_close_fds(int *fds, size_t n);

@@ -338,7 +338,14 @@ static void test_too_many_fds(void)
         m.convert = &c;
         len = pack_msg(&m, buf);
         CU_ASSERT_FATAL(send_with_fds(v.sock, buf, len, extra, 3) == (ssize_t) len);
-        expect_reply(recv_msg(v.sock), MEMCONV__CODE__CODE_BAD_FD, "more than 2 fds");
+        /* Answered by its id, in the answer type the request waits for: the vCPU is not left hanging. */
+        {
+                Memconv__Message *r = recv_msg(v.sock);
+
+                CU_ASSERT_FATAL(r != NULL);
+                CU_ASSERT_EQUAL(r->id, 77);
+                expect_decision(r, MEMCONV__ACTION__ACTION_FAIL, MEMCONV__CODE__CODE_BAD_FD, "more than 2 fds");
+        }
         rr.gpa = REGION_GPA;
         rr.size = REGION_SIZE;
         rr.has_shared = true;
@@ -347,7 +354,13 @@ static void test_too_many_fds(void)
         m.register_region = &rr;
         len = pack_msg(&m, buf);
         CU_ASSERT_FATAL(send_with_fds(v.sock, buf, len, extra, 3) == (ssize_t) len);
-        expect_reply(recv_msg(v.sock), MEMCONV__CODE__CODE_BAD_FD, "more than 2 fds");
+        {
+                Memconv__Message *r = recv_msg(v.sock);
+
+                CU_ASSERT_FATAL(r != NULL);
+                CU_ASSERT_EQUAL(r->id, 78);
+                expect_reply(r, MEMCONV__CODE__CODE_BAD_FD, "more than 2 fds");
+        }
 
         /* The admin socket takes no fds at all: 1 and 3 are both refused. */
         admin = admin_connect();

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -646,6 +647,71 @@ static void test_garbage_with_fds(void)
         pair_close(sv);
 }
 
+/*
+ * The receiver out of file descriptors: the kernel installs none of the fds
+ * and sets MSG_CTRUNC. mc_frame_recv_salvage() says -EMFILE and still hands
+ * over the decoded message, so memconvd can answer that request by its id.
+ */
+static void test_recv_out_of_fds(void)
+{
+        struct rlimit rl;
+        int sv[2], mfd, status;
+        pid_t pid;
+
+        pair_open(sv);
+        mfd = memfd_new("lost");
+        {
+                Memconv__RegisterRegion rr = MEMCONV__REGISTER_REGION__INIT;
+                Memconv__Message m = MEMCONV__MESSAGE__INIT;
+                uint8_t buf[64];
+                size_t len;
+
+                rr.size = 4096;
+                m.id = 4242;
+                m.body_case = MEMCONV__MESSAGE__BODY_REGISTER_REGION;
+                m.register_region = &rr;
+                len = memconv__message__pack(&m, buf);
+                CU_ASSERT_EQUAL_FATAL(raw_send(sv[0], buf, len, &mfd, 1), (ssize_t) len);
+        }
+        pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+                Memconv__Message *m = NULL;
+                int fds[MC_FRAME_MAX_FDS];
+                size_t n = 0;
+                int r, top = -1;
+
+                /* No fd number left to install anything at. */
+                for (int fd = 0; fd < 1024; fd++)
+                        if (fcntl(fd, F_GETFD) >= 0)
+                                top = fd;
+                rl.rlim_cur = rl.rlim_max = (rlim_t) top + 1;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        _exit(2);
+                /* fill the holes below the limit */
+                while (fcntl(sv[1], F_DUPFD, 0) >= 0)
+                        ;
+                if (errno != EMFILE)
+                        _exit(2);
+                r = mc_frame_recv_salvage(sv[1], 0, &m, fds, &n);
+                if (r != -EMFILE) {
+                        fprintf(stderr, "mc_frame_recv_salvage: %d (%s), %zu fds\n", r, strerror(-r), n);
+                        _exit(3);
+                }
+                if (!m || m->id != 4242 || m->body_case != MEMCONV__MESSAGE__BODY_REGISTER_REGION)
+                        _exit(4);
+                memconv__message__free_unpacked(m, NULL);
+                _exit(0);
+        }
+        CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+        CU_ASSERT(WIFEXITED(status));
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                printf("\n  child status 0x%x\n", (unsigned) status);
+        CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+        safe_close(mfd);
+        pair_close(sv);
+}
+
 static void test_too_many_fds(void)
 {
         int sv[2], mfd[3];
@@ -899,6 +965,7 @@ int main(void)
                 { "garbage: -EBADMSG", test_garbage },
                 { "garbage with fds: -EBADMSG, fds closed", test_garbage_with_fds },
                 { "3 fds: -ETOOMANYREFS, no leak", test_too_many_fds },
+                { "receiver out of fds: -EMFILE, message salvaged", test_recv_out_of_fds },
                 { "foreign control message: -ETOOMANYREFS", test_foreign_cmsg },
                 { "foreign control message with an fd: no leak", test_foreign_cmsg_with_fd },
                 { "send with too many fds: -EINVAL", test_send_too_many_fds },
