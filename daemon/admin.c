@@ -1195,25 +1195,10 @@ static int admin_on_listen(sd_event_source *s, int listen_fd, uint32_t revents, 
         for (;;) {
                 socklen_t len = sizeof(struct ucred);
                 struct admin_conn *c;
-                int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                int fd = daemon_accept(s, listen_fd, "admin");
 
-                if (fd < 0) {
-                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                /* As session_on_listen(): pause instead of spinning on a
-                                 * readable socket until an fd is freed. */
-                                if (sd_event_source_get_ratelimit(s, NULL, NULL) < 0) {
-                                        log_warning_errno(errno, "Failed to accept an admin connection; "
-                                                          "retrying every 100 ms");
-                                        (void) sd_event_source_set_ratelimit(s, 100 * 1000, 1);
-                                }
-                        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Failed to accept an admin connection");
+                if (fd < 0)
                         return 0;
-                }
-                if (sd_event_source_get_ratelimit(s, NULL, NULL) >= 0) {
-                        (void) sd_event_source_set_ratelimit(s, 0, 0);
-                        log_notice("Accepting admin connections again");
-                }
                 c = calloc(1, sizeof(*c));
                 if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 ||
                     sd_event_add_io(d->event, &c->source, fd, EPOLLIN, admin_on_io, c) < 0) {

@@ -535,6 +535,40 @@ static struct conversion *conversion_find(struct vm *vm, uint64_t id)
 }
 
 /**
+ * queue_stale_discard() - discard, for conversion @c, the side of
+ * [@start, @end) of region @reg that is stale while the range is
+ * @private_ (the shared memory of a private range, the guest_memfd of a
+ * shared one)
+ * @retry: a retry of a failed discard (counted as such)
+ * Return: 1 queued, 0 nothing to discard (no shared memory), -ENOMEM
+ */
+static int queue_stale_discard(struct vm *vm, struct conversion *c, struct region *reg, uint64_t start,
+                               uint64_t end, bool private_, bool retry)
+{
+        int fd = private_ ? reg->shared_fd : reg->gmem_fd;
+        struct discard_job *job;
+
+        if (fd < 0)
+                return 0;
+        job = calloc(1, sizeof(*job));
+        if (!job)
+                return -ENOMEM;
+        job->conv = c;
+        job->region = region_ref(reg);
+        job->fd = fd;
+        job->gpa = start;
+        job->queued_usec = daemon_now();
+        job->offset = (private_ ? reg->shared_offset : reg->gmem_offset) + (start - reg->gpa);
+        job->length = end - start;
+        job->retry = retry;
+        c->discards_pending++;
+        if (retry)
+                vm->stats.discard_retries++;
+        discarder_submit(vm->daemon->discarder, job);
+        return 1;
+}
+
+/**
  * conversion_commit() - record @c in the map and logs, start its discards
  */
 static void conversion_commit(struct vm *vm, struct conversion *c)
@@ -545,8 +579,6 @@ static void conversion_commit(struct vm *vm, struct conversion *c)
         for (size_t i = 0; i < c->plan.n_ranges; i++) {
                 const struct mc_plan_range *r = &c->plan.ranges[i];
                 struct region *reg = c->regions[i];
-                struct discard_job *job;
-                int fd;
 
                 if (mc_rangemap_set(vm->attrs, r->gpa, r->gpa + r->size, to ? MC_ATTR_PRIVATE : 0) < 0)
                         log_error("VM %s: out of memory recording [0x%" PRIx64 ", 0x%" PRIx64
@@ -560,24 +592,9 @@ static void conversion_commit(struct vm *vm, struct conversion *c)
                 vm->stats.summary_bytes += r->size;
 
                 /* to private: the shared copy is stale; to shared: the private one. */
-                fd = to ? reg->shared_fd : reg->gmem_fd;
-                if (fd < 0 || c->no_discard)
-                        continue;
-                job = calloc(1, sizeof(*job));
-                if (!job) {
+                if (!c->no_discard && queue_stale_discard(vm, c, reg, r->gpa, r->gpa + r->size, to, false) < 0)
                         log_error("VM %s: out of memory: stale backing of [0x%" PRIx64 ", 0x%" PRIx64
                                   ") not discarded", vm->name, r->gpa, r->gpa + r->size);
-                        continue;
-                }
-                job->conv = c;
-                job->region = region_ref(reg);
-                job->fd = fd;
-                job->gpa = r->gpa;
-                job->queued_usec = daemon_now();
-                job->offset = (to ? reg->shared_offset : reg->gmem_offset) + (r->gpa - reg->gpa);
-                job->length = r->size;
-                c->discards_pending++;
-                discarder_submit(vm->daemon->discarder, job);
         }
         history_add(vm, c, MEMCONV__CHANGE_RESULT__CHANGE_RESULT_COMMITTED);
         if (c->decision_id)
@@ -660,27 +677,11 @@ struct reconcile_walk {
 static int reconcile_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *userdata)
 {
         struct reconcile_walk *w = userdata;
-        bool private_ = value & MC_ATTR_PRIVATE;
-        struct region *reg = w->reg;
-        int fd = private_ ? reg->shared_fd : reg->gmem_fd;
-        struct discard_job *job;
+        int r = queue_stale_discard(w->vm, w->c, w->reg, start, end, value & MC_ATTR_PRIVATE, false);
 
-        if (fd < 0)
-                return 0;
-        job = calloc(1, sizeof(*job));
-        if (!job)
-                return -ENOMEM;
-        job->conv = w->c;
-        job->region = region_ref(reg);
-        job->fd = fd;
-        job->gpa = start;
-        job->queued_usec = daemon_now();
-        job->offset = (private_ ? reg->shared_offset : reg->gmem_offset) + (start - reg->gpa);
-        job->length = end - start;
-        w->c->discards_pending++;
-        w->jobs++;
-        discarder_submit(w->vm->daemon->discarder, job);
-        return 0;
+        if (r > 0)
+                w->jobs++;
+        return r < 0 ? r : 0;
 }
 
 void convert_reconcile(struct vm *vm)
@@ -856,31 +857,12 @@ struct retry_walk {
 static int retry_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *userdata)
 {
         struct retry_walk *w = userdata;
-        bool private_ = value & MC_ATTR_PRIVATE;
-        struct region *reg = w->reg;
-        int fd = private_ ? reg->shared_fd : reg->gmem_fd;
-        struct discard_job *job;
+        int r = queue_stale_discard(w->vm, w->c, w->reg, start, end, value & MC_ATTR_PRIVATE, true);
 
-        if (fd < 0) {
-                /* No shared memory: nothing can be stale there. */
+        /* No shared memory: nothing can be stale there. */
+        if (r == 0)
                 (void) mc_rangemap_set(w->vm->discard_failed, start, end, 0);
-                return 0;
-        }
-        job = calloc(1, sizeof(*job));
-        if (!job)
-                return -ENOMEM;
-        job->conv = w->c;
-        job->region = region_ref(reg);
-        job->fd = fd;
-        job->gpa = start;
-        job->queued_usec = daemon_now();
-        job->offset = (private_ ? reg->shared_offset : reg->gmem_offset) + (start - reg->gpa);
-        job->length = end - start;
-        job->retry = true;
-        w->c->discards_pending++;
-        w->vm->stats.discard_retries++;
-        discarder_submit(w->vm->daemon->discarder, job);
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 /**

@@ -96,3 +96,15 @@ uint64_t daemon_realtime(void);
 
 /** daemon_arm_summary() - make sure the rate-limited summary timer runs */
 void daemon_arm_summary(struct daemon *d);
+
+/**
+ * daemon_accept() - accept4() one connection on the listening socket of
+ * @src, which serves @what ("VMM", "admin")
+ *
+ * Out of file descriptors (or memory), the connection stays queued and the
+ * socket readable: without a pause the handler would spin, and log, until
+ * an fd is freed. So the source is rate-limited to one try every 100 ms
+ * (one warning), and the pause is lifted by the next connection accepted.
+ * Return: the new fd, or -1 (nothing to accept now; logged when unexpected)
+ */
+int daemon_accept(sd_event_source *src, int listen_fd, const char *what);

@@ -78,6 +78,29 @@ static int on_summary_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+int daemon_accept(sd_event_source *src, int listen_fd, const char *what)
+{
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (fd < 0) {
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                        if (sd_event_source_get_ratelimit(src, NULL, NULL) < 0) {
+                                log_warning_errno(errno, "Failed to accept a%s %s connection; retrying every 100 ms",
+                                                  what[0] == 'a' ? "n" : "", what);
+                                (void) sd_event_source_set_ratelimit(src, 100 * 1000, 1);
+                        }
+                } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(errno, "Failed to accept a%s %s connection", what[0] == 'a' ? "n" : "",
+                                          what);
+                return -1;
+        }
+        if (sd_event_source_get_ratelimit(src, NULL, NULL) >= 0) {
+                (void) sd_event_source_set_ratelimit(src, 0, 0);
+                log_notice("Accepting %s connections again", what);
+        }
+        return fd;
+}
+
 void daemon_arm_summary(struct daemon *d)
 {
         int enabled = SD_EVENT_OFF;

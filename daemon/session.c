@@ -718,24 +718,9 @@ int session_on_listen(sd_event_source *src, int listen_fd, uint32_t revents, voi
                 struct session *s;
                 int fd, r;
 
-                fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                if (fd < 0) {
-                        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                                /* The connection stays queued and the socket readable: without a
-                                 * pause this handler spins, and logs, until an fd is freed. */
-                                if (sd_event_source_get_ratelimit(src, NULL, NULL) < 0) {
-                                        log_warning_errno(errno, "Failed to accept a VMM connection; "
-                                                          "retrying every 100 ms");
-                                        (void) sd_event_source_set_ratelimit(src, 100 * 1000, 1);
-                                }
-                        } else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning_errno(errno, "Failed to accept a VMM connection");
+                fd = daemon_accept(src, listen_fd, "VMM");
+                if (fd < 0)
                         return 0;
-                }
-                if (sd_event_source_get_ratelimit(src, NULL, NULL) >= 0) {
-                        (void) sd_event_source_set_ratelimit(src, 0, 0);
-                        log_notice("Accepting VMM connections again");
-                }
                 s = calloc(1, sizeof(*s));
                 if (!s) {
                         safe_close(fd);
