@@ -51,6 +51,9 @@ struct vm_journal {
         bool dirty;
         int lost;                /* negative errno: a write failed since the last full rewrite, so
                                   * not everything this VM did is durable; 0: all of it is */
+        uint64_t *lost_acks;     /* decisions whose write failed: confirmed by the next full rewrite */
+        size_t n_lost_acks, cap_lost_acks;
+        uint64_t recover_usec;   /* when the last rewrite to recover from a failure was queued */
         bool in_flight;          /* an append is with the journal thread: batch up meanwhile */
         bool in_list;
         LIST_ENTRY(vm_journal) link;
@@ -202,6 +205,7 @@ static void persist_submit(struct persist *p, struct pjob *j)
 }
 
 static void mark_dirty(struct persist *p, struct vm_journal *j);
+static int append_u64(uint64_t **a, size_t *n, size_t *cap, uint64_t v);
 
 /* ------------------------------------------------------------------ completions */
 
@@ -281,8 +285,17 @@ static void persist_drain(struct persist *p)
                                                 j->kind == JOB_REWRITE ? "rewrite" : "delete", j->n_acks);
                         if (vm)
                                 vm->stats.journal_errors++;
-                        if (vm && vm->journal && j->kind != JOB_DELETE)
-                                vm->journal->lost = j->error;
+                        if (vm && vm->journal && j->kind != JOB_DELETE) {
+                                struct vm_journal *vj = vm->journal;
+
+                                vj->lost = j->error;
+                                /* Kept for the rewrite that will make them durable (the VMM keeps
+                                 * them meanwhile; should memory run short it still has them). */
+                                for (size_t i = 0; i < j->n_acks; i++)
+                                        if (append_u64(&vj->lost_acks, &vj->n_lost_acks, &vj->cap_lost_acks,
+                                                       j->acks[i]) < 0)
+                                                break;
+                        }
                         /* A VMM that detaches must not wait forever for durability we cannot give:
                          * it is detached and told that its last changes may be lost. */
                         if (vm && vm->session && j->detach_reply)
@@ -300,8 +313,13 @@ static void persist_drain(struct persist *p)
                         int lost = vm && vm->journal ? vm->journal->lost : 0;
 
                         /* A rewrite holds the whole state: whatever an earlier failure lost is back. */
-                        if (j->kind == JOB_REWRITE && vm && vm->journal)
+                        if (j->kind == JOB_REWRITE && vm && vm->journal) {
+                                if (lost < 0)
+                                        log_info("Journal %s: VM %s's whole state rewritten: durable again; "
+                                                 "%zu decision(s) whose write had failed confirmed",
+                                                 j->jf->name, vm->name, j->n_acks);
                                 vm->journal->lost = 0;
+                        }
                         if (j->kind == JOB_APPEND && j->n_acks > 0)
                                 log_debug("Journal %s: append durable; %zu decision(s) confirmed", j->jf->name,
                                           j->n_acks);
@@ -468,6 +486,12 @@ static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j
         job->kind = JOB_REWRITE;
         job->jf = j->jf;
         job->vm_id = vm->id;
+        if (rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT && j->n_lost_acks > 0) {
+                /* The snapshot holds their changes: once it is written they are durable. */
+                job->acks = TAKE_PTR(j->lost_acks);
+                job->n_acks = j->n_lost_acks;
+                j->n_lost_acks = j->cap_lost_acks = 0;
+        }
         persist_submit(p, job);
 }
 
@@ -665,8 +689,21 @@ static void persist_flush_one(struct persist *p, struct vm_journal *j, bool forc
         j->in_flight = true;
         j->len = j->cap = j->n_acks = j->cap_acks = j->n_replies = j->cap_replies = 0;
         persist_submit(p, job);
-        if (p->cfg.compact_records && j->since_snapshot >= p->cfg.compact_records)
+        if (p->cfg.compact_records && j->since_snapshot >= p->cfg.compact_records) {
                 queue_snapshot(p, vm, j);
+        } else if (j->lost < 0 && daemon_now() - j->recover_usec >= 1000000) {
+                /*
+                 * A write failed earlier (or the file was never created): appending
+                 * after a hole leaves the lost records lost. A snapshot of the whole
+                 * state, after this append, makes everything durable again and
+                 * confirms the decisions whose write failed. At most once a second
+                 * while the disk keeps failing.
+                 */
+                j->recover_usec = daemon_now();
+                log_info("Journal %s: rewriting VM %s's whole state to recover from a failed write (%s)",
+                         j->jf->name, vm->name, strerror(-j->lost));
+                queue_snapshot(p, vm, j);
+        }
 }
 
 static int persist_on_flush(sd_event_source *s, void *userdata)
@@ -710,6 +747,7 @@ static void vm_journal_drop(struct persist *p, struct vm *vm, bool delete_file)
         }
         free(j->buf);
         free(j->acks);
+        free(j->lost_acks);
         free(j->replies);
         free(j);
         vm->journal = NULL;
