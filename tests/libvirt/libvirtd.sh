@@ -14,6 +14,11 @@ CTL=$top_builddir/memconvctl
 URI=${MEMCONV_TEST_LIBVIRT_URI:-qemu:///system}
 [ -x "$HOOK" ] && [ -e "$top_builddir/plugins/.libs/libvirt.so" ] || skip "built without libvirt support"
 command -v virsh > /dev/null || skip "virsh is not installed"
+# AddressSanitizer intercepts the xdr_* functions and forwards them to glibc's,
+# which breaks libvirt's RPC client (built on libtirpc) inside the daemon: a
+# call through a NULL xdr op in virNetMessageEncodeHeader. Not a memconvd bug;
+# the plugin's code runs under ASan in libvirt.sh (test driver, no RPC).
+ldd "$MEMCONVD" 2> /dev/null | grep -q libasan && skip "ASan build: its xdr interceptors break libvirt's RPC client"
 virsh -c "$URI" version > /dev/null 2>&1 || skip "no libvirtd answers on $URI"
 
 LVDIR=$(mktemp -d "${TMPDIR:-/tmp}/memconv-lvd.XXXXXX")
