@@ -462,24 +462,29 @@ static void fill_vm_record(Memconv__JournalVm *m, struct vm *vm)
 }
 
 /**
- * queue_rewrite() - replace @vm's journal file by the single record @rec
+ * queue_rewrite() - replace @vm's journal file by the @n records @recs
  * (encoded now, so later changes to @vm do not leak into it)
  */
-static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j, Memconv__JournalRecord *rec)
+static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j, Memconv__JournalRecord *recs,
+                          size_t n)
 {
         struct pjob *job = calloc(1, sizeof(*job));
+        Memconv__JournalRecord *rec = &recs[0];
         size_t cap = 0;
-        int r;
+        int r = 0;
 
         if (!job) {
                 log_error("VM %s: out of memory: journal not rewritten", vm->name);
                 return;
         }
-        rec->realtime_usec = daemon_realtime();
-        r = mc_journal_encode(rec, &job->buf, &job->len, &cap);
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                recs[i].realtime_usec = daemon_realtime();
+                r = mc_journal_encode(&recs[i], &job->buf, &job->len, &cap);
+        }
         if (r < 0) {
                 log_error_errno(r, "VM %s: cannot encode its journal %s", vm->name,
                                 rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT ? "snapshot" : "header");
+                free(job->buf);
                 free(job);
                 return;
         }
@@ -507,7 +512,7 @@ void persist_vm_created(struct vm *vm)
         fill_vm_record(&m, vm);
         rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_VM;
         rec.vm = &m;
-        queue_rewrite(p, vm, j, &rec);
+        queue_rewrite(p, vm, j, &rec, 1);
 }
 
 void persist_region(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared,
@@ -593,16 +598,27 @@ static int snap_walk_fn(uint64_t start, uint64_t end, uint64_t value, void *user
         return 0;
 }
 
+/*
+ * Private ranges per snapshot record: a Range encodes in at most 26 bytes
+ * (two 10-byte varints, their tags, its length), so 32768 of them stay well
+ * inside MC_JOURNAL_PAYLOAD_MAX (1 MiB) with the regions and stats.
+ */
+#define SNAPSHOT_RANGES_PER_RECORD 32768U
+
 /**
- * queue_snapshot() - compact @vm's journal into one snapshot record
+ * queue_snapshot() - compact @vm's journal into a snapshot: one
+ * JournalSnapshot record, followed by JournalSnapshotMore records when the
+ * map has more private ranges than one record holds
  */
 static void queue_snapshot(struct persist *p, struct vm *vm, struct vm_journal *j)
 {
-        Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
         Memconv__JournalSnapshot snap = MEMCONV__JOURNAL_SNAPSHOT__INIT;
         Memconv__ConversionStats stats = MEMCONV__CONVERSION_STATS__INIT;
         Memconv__JournalVm m;
         struct snap_walk w = { .cap = mc_rangemap_count(vm->attrs) };
+        _cleanup_free_ Memconv__JournalRecord *recs = NULL;
+        _cleanup_free_ Memconv__JournalSnapshotMore *more = NULL;
+        size_t n_recs;
         _cleanup_free_ Memconv__RegionInfo *regions = NULL;
         _cleanup_free_ Memconv__RegionInfo **regp = NULL;
 
@@ -637,12 +653,33 @@ static void queue_snapshot(struct persist *p, struct vm *vm, struct vm_journal *
         snap.regions = regp;
         snap.n_regions = vm->n_known;
         snap.private_ranges = w.rp;
-        snap.n_private_ranges = w.n;
+        snap.n_private_ranges = (w.n < SNAPSHOT_RANGES_PER_RECORD ? w.n : SNAPSHOT_RANGES_PER_RECORD);
+        snap.total_private_ranges = w.n;
         snap.stats = &stats;
         snap.last_seq = vm->history.last_seq;
-        rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT;
-        rec.snapshot = &snap;
-        queue_rewrite(p, vm, j, &rec);
+        /* A record holds at most MC_JOURNAL_PAYLOAD_MAX: a fragmented map takes several. */
+        n_recs = 1 + (w.n > SNAPSHOT_RANGES_PER_RECORD ?
+                      (w.n - SNAPSHOT_RANGES_PER_RECORD + SNAPSHOT_RANGES_PER_RECORD - 1) / SNAPSHOT_RANGES_PER_RECORD : 0);
+        recs = calloc(n_recs, sizeof(*recs));
+        more = calloc(n_recs, sizeof(*more));
+        if (!recs || !more) {
+                log_error("VM %s: cannot build a journal snapshot; compaction postponed", vm->name);
+                free(w.ranges);
+                free(w.rp);
+                return;
+        }
+        memconv__journal_record__init(&recs[0]);
+        recs[0].body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT;
+        recs[0].snapshot = &snap;
+        for (size_t i = 1, off = SNAPSHOT_RANGES_PER_RECORD; i < n_recs; i++, off += SNAPSHOT_RANGES_PER_RECORD) {
+                memconv__journal_snapshot_more__init(&more[i]);
+                more[i].private_ranges = w.rp + off;
+                more[i].n_private_ranges = (w.n - off < SNAPSHOT_RANGES_PER_RECORD ? w.n - off : SNAPSHOT_RANGES_PER_RECORD);
+                memconv__journal_record__init(&recs[i]);
+                recs[i].body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT_MORE;
+                recs[i].snapshot_more = &more[i];
+        }
+        queue_rewrite(p, vm, j, recs, n_recs);
         free(w.ranges);
         free(w.rp);
         j->since_snapshot = 0;
@@ -768,8 +805,28 @@ void persist_vm_free(struct vm *vm)
 /**
  * load_apply() - apply one journal record to @vm (being rebuilt)
  */
-static void load_apply(struct vm *vm, const Memconv__JournalRecord *rec)
+/* What replaying one file has seen of its snapshot. */
+struct load_state {
+        uint64_t want_ranges;   /* the snapshot's total_private_ranges */
+        uint64_t got_ranges;    /* received so far, in it and its SnapshotMore records */
+        uint64_t since_snapshot; /* records after the last snapshot (all, without one) */
+};
+
+static void load_snapshot_ranges(struct vm *vm, struct load_state *ls, Memconv__Range *const *ranges, size_t n)
 {
+        for (size_t i = 0; i < n; i++)
+                if (mc_range_valid(ranges[i]->gpa, ranges[i]->size))
+                        (void) mc_rangemap_set(vm->attrs, ranges[i]->gpa, ranges[i]->gpa + ranges[i]->size,
+                                               MC_ATTR_PRIVATE);
+        ls->got_ranges += n;
+}
+
+static void load_apply(struct vm *vm, struct load_state *ls, const Memconv__JournalRecord *rec)
+{
+        if (rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT)
+                ls->since_snapshot = 0;
+        else if (rec->body_case != MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT_MORE)
+                ls->since_snapshot++;
         switch (rec->body_case) {
         case MEMCONV__JOURNAL_RECORD__BODY_REGION: {
                 const Memconv__JournalRegion *r = rec->region;
@@ -820,11 +877,9 @@ static void load_apply(struct vm *vm, const Memconv__JournalRecord *rec)
                 for (size_t i = 0; i < sn->n_regions; i++)
                         (void) vm_known_region_remember(vm, sn->regions[i]->slot, sn->regions[i]->gpa,
                                                         sn->regions[i]->size, sn->regions[i]->has_shared);
-                for (size_t i = 0; i < sn->n_private_ranges; i++)
-                        if (mc_range_valid(sn->private_ranges[i]->gpa, sn->private_ranges[i]->size))
-                                (void) mc_rangemap_set(vm->attrs, sn->private_ranges[i]->gpa,
-                                                       sn->private_ranges[i]->gpa + sn->private_ranges[i]->size,
-                                                       MC_ATTR_PRIVATE);
+                ls->got_ranges = 0;
+                ls->want_ranges = sn->total_private_ranges ? sn->total_private_ranges : sn->n_private_ranges;
+                load_snapshot_ranges(vm, ls, sn->private_ranges, sn->n_private_ranges);
                 if (sn->stats) {
                         vm->stats.conversions[0][1] = sn->stats->explicit_to_private;
                         vm->stats.conversions[0][0] = sn->stats->explicit_to_shared;
@@ -837,6 +892,12 @@ static void load_apply(struct vm *vm, const Memconv__JournalRecord *rec)
                 vm->history.last_seq = sn->last_seq;
                 break;
         }
+        case MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT_MORE:
+                /* Only right after its snapshot, and never beyond the total it announced. */
+                if (ls->got_ranges + rec->snapshot_more->n_private_ranges <= ls->want_ranges)
+                        load_snapshot_ranges(vm, ls, rec->snapshot_more->private_ranges,
+                                             rec->snapshot_more->n_private_ranges);
+                break;
         default:
                 break;  /* VM (handled by the caller), detached, or a body from a newer daemon */
         }
@@ -854,6 +915,7 @@ static int load_one(struct persist *p, const char *name)
         const Memconv__JournalVm *id;
         const char *reason = NULL;
         uint64_t records = 0, valid_end;
+        struct load_state ls = { 0 };
         struct vm *vm = NULL;
         int r;
 
@@ -887,7 +949,7 @@ static int load_one(struct persist *p, const char *name)
         }
         vm_set_identity(vm, id->vm_id, id->token.len == 16 ? id->token.data : NULL);
         for (;;) {
-                load_apply(vm, rec);
+                load_apply(vm, &ls, rec);
                 records++;
                 memconv__journal_record__free_unpacked(rec, NULL);
                 r = mc_journal_reader_next(rd, &rec);
@@ -903,13 +965,28 @@ static int load_one(struct persist *p, const char *name)
                 vm->stats.journal_errors++;
         }
         mc_journal_reader_free(rd);
+        if (ls.got_ranges != ls.want_ranges) {
+                /* Only damage inside the snapshot does this: what follows it was cut off. */
+                log_error("Journal %s: its snapshot is incomplete (%" PRIu64 " of %" PRIu64 " private ranges): "
+                          "VM %s's map lacks the rest", name, ls.got_ranges, ls.want_ranges, vm->name);
+                vm->stats.journal_errors++;
+        }
 
         /* Hand the fd to the journal thread's side: appends continue in this file. */
         {
                 struct vm_journal *j = vm_journal_get(vm);
 
-                if (j)
+                if (j) {
                         j->jf->fd = TAKE_FD(fd);
+                        j->since_snapshot = ls.since_snapshot;
+                        /* A long journal is compacted now, on the journal thread (READY does not
+                         * wait for it), so that the next start replays a snapshot, not it all. */
+                        if (p->cfg.compact_records && j->since_snapshot >= p->cfg.compact_records) {
+                                log_info("Journal %s: %" PRIu64 " records since its last snapshot; compacting it",
+                                         name, j->since_snapshot);
+                                queue_snapshot(p, vm, j);
+                        }
+                }
         }
         log_info("VM %s (%s, id %" PRIu64 ") restored from %s: %" PRIu64 " records, %" PRIu64 " private bytes, "
                  "history up to #%" PRIu64, vm->name, vm->uuid_str, vm->id, name, records,
