@@ -31,8 +31,9 @@
  *
  * Compaction (--compact K): emulates memconvd --journal-compact=K. After
  * every K records the state is encoded as a snapshot record, exactly as
- * queue_snapshot() does, and the file becomes that snapshot followed by the
- * records after it. A snapshot whose payload exceeds MC_JOURNAL_PAYLOAD_MAX
+ * queue_snapshot() does (several records when the map is fragmented), and
+ * the file becomes that snapshot followed by the records after it. A
+ * snapshot record whose payload exceeds MC_JOURNAL_PAYLOAD_MAX
  * cannot be written (mc_journal_encode() says -EMSGSIZE, the daemon logs
  * "compaction postponed" and keeps appending): the generator does the
  * same and counts it. Without --compact (0) the file holds every record,
@@ -277,14 +278,20 @@ static int snap_walk_fn(uint64_t gpa, uint64_t size, void *userdata)
         return 0;
 }
 
+/* As daemon/persist.c: private ranges per snapshot record. */
+#define SNAPSHOT_RANGES_PER_RECORD 32768U
+
 /**
- * snapshot() - encode the whole state as queue_snapshot() does
- * @ret_payload: the snapshot's payload size (also when it is too large)
- * Return: 0 with the record appended to @buf; -EMSGSIZE if it is larger
- * than a record may be (nothing appended); -ENOMEM
+ * snapshot() - encode the whole state as queue_snapshot() does: a
+ * JournalSnapshot record, then JournalSnapshotMore records of at most
+ * SNAPSHOT_RANGES_PER_RECORD ranges each
+ * @ret_payload: the largest record's payload size
+ * @ret_records: how many records it took
+ * Return: 0 with the records appended to @buf; -EMSGSIZE if a record is
+ * larger than a record may be; -ENOMEM
  */
 static int snapshot(const struct state *s, Memconv__JournalVm *m, uint8_t **buf, size_t *len, size_t *cap,
-                    size_t *ret_payload)
+                    size_t *ret_payload, uint64_t *ret_records)
 {
         Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
         Memconv__JournalSnapshot snap = MEMCONV__JOURNAL_SNAPSHOT__INIT;
@@ -317,14 +324,32 @@ static int snapshot(const struct state *s, Memconv__JournalVm *m, uint8_t **buf,
         snap.regions = rip;
         snap.n_regions = N_REGIONS;
         snap.private_ranges = w.rp;
-        snap.n_private_ranges = w.n;
+        snap.n_private_ranges = w.n < SNAPSHOT_RANGES_PER_RECORD ? w.n : SNAPSHOT_RANGES_PER_RECORD;
+        snap.total_private_ranges = w.n;
         snap.stats = &stats;
         snap.last_seq = s->seq;
         rec.realtime_usec = s->realtime_usec;
         rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT;
         rec.snapshot = &snap;
         *ret_payload = memconv__journal_record__get_packed_size(&rec);
+        *ret_records = 1;
         r = mc_journal_encode(&rec, buf, len, cap);
+        for (size_t off = SNAPSHOT_RANGES_PER_RECORD; r >= 0 && off < w.n; off += SNAPSHOT_RANGES_PER_RECORD) {
+                Memconv__JournalRecord more_rec = MEMCONV__JOURNAL_RECORD__INIT;
+                Memconv__JournalSnapshotMore more = MEMCONV__JOURNAL_SNAPSHOT_MORE__INIT;
+                size_t payload;
+
+                more.private_ranges = w.rp + off;
+                more.n_private_ranges = w.n - off < SNAPSHOT_RANGES_PER_RECORD ? w.n - off : SNAPSHOT_RANGES_PER_RECORD;
+                more_rec.realtime_usec = s->realtime_usec;
+                more_rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT_MORE;
+                more_rec.snapshot_more = &more;
+                payload = memconv__journal_record__get_packed_size(&more_rec);
+                if (payload > *ret_payload)
+                        *ret_payload = payload;
+                r = mc_journal_encode(&more_rec, buf, len, cap);
+                ++*ret_records;
+        }
 out:
         free(w.ranges);
         free(w.rp);
@@ -540,8 +565,9 @@ int main(int argc, char *argv[])
                         /* The daemon's compaction: the file becomes the snapshot, if it can be written. */
                         size_t slen = 0, scap = 0;
                         uint8_t *sbuf = NULL;
+                        uint64_t snap_records = 0;
 
-                        r = snapshot(&s, &vm, &sbuf, &slen, &scap, &snap_payload);
+                        r = snapshot(&s, &vm, &sbuf, &slen, &scap, &snap_payload, &snap_records);
                         if (snap_payload > largest_snap)
                                 largest_snap = snap_payload;
                         if (r == 0) {
@@ -549,7 +575,7 @@ int main(int argc, char *argv[])
                                 buf = sbuf;
                                 len = slen;
                                 cap = scap;
-                                file_records = 1;
+                                file_records = snap_records;
                                 snapshots++;
                         } else if (r == -EMSGSIZE) {
                                 snapshots_too_large++;
@@ -564,8 +590,9 @@ int main(int argc, char *argv[])
         {
                 size_t slen = 0, scap = 0;
                 uint8_t *sbuf = NULL;
+                uint64_t snap_records = 0;
 
-                r = snapshot(&s, &vm, &sbuf, &slen, &scap, &snap_payload);
+                r = snapshot(&s, &vm, &sbuf, &slen, &scap, &snap_payload, &snap_records);
                 free(sbuf);
                 if (r < 0 && r != -EMSGSIZE) {
                         fprintf(stderr, "gen-journal: cannot build a snapshot: %s\n", strerror(-r));
