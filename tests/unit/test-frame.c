@@ -687,12 +687,12 @@ static void test_recv_out_of_fds(void)
                                 top = fd;
                 rl.rlim_cur = rl.rlim_max = (rlim_t) top + 1;
                 if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-                        _exit(2);
+                        _exit(77);  /* valgrind keeps the fd limit to itself */
                 /* fill the holes below the limit */
                 while (fcntl(sv[1], F_DUPFD, 0) >= 0)
                         ;
                 if (errno != EMFILE)
-                        _exit(2);
+                        _exit(77);
                 r = mc_frame_recv_salvage(sv[1], 0, &m, fds, &n);
                 if (r != -EMFILE) {
                         fprintf(stderr, "mc_frame_recv_salvage: %d (%s), %zu fds\n", r, strerror(-r), n);
@@ -704,10 +704,14 @@ static void test_recv_out_of_fds(void)
                 _exit(0);
         }
         CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
-        CU_ASSERT(WIFEXITED(status));
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                printf("\n  child status 0x%x\n", (unsigned) status);
-        CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+                printf("\n  skipped: the fd table cannot be exhausted here (under valgrind?)\n");
+        } else {
+                if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                        printf("\n  child status 0x%x\n", (unsigned) status);
+                CU_ASSERT(WIFEXITED(status));
+                CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+        }
         safe_close(mfd);
         pair_close(sv);
 }
