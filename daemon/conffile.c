@@ -386,6 +386,11 @@ static int config_parse_file(struct daemon_config *cfg, const char *path)
                 *eq = 0;
                 key = trim(l);
                 value = trim(eq + 1);
+                if (!*key) {
+                        log_error("%s:%u: '=%s' has no key", path, lineno, value);
+                        r = -EINVAL;
+                        break;
+                }
                 if (!section[0]) {
                         log_error("%s:%u: %s= outside any section", path, lineno, key);
                         r = -EINVAL;
