@@ -462,19 +462,29 @@ class Suite:
             log(f"restart: {label}: {gen['file_records']} records in {gen['file_bytes']} B, "
                 f"{self.a.runs} starts")
             runs = []
+            # memconvd compacts a long journal right after replaying it: every start gets the
+            # generated file afresh, or the later starts would time the compacted one.
+            run_state = state + ".run"
             for i in range(self.a.runs):
-                before = os.stat(journal)
-                d = ReadyDaemon(self.daemon, state, self.a.workdir, daemon_extra)
+                shutil.rmtree(run_state, ignore_errors=True)
+                os.mkdir(run_state)
+                run_journal = os.path.join(run_state, os.path.basename(journal))
+                shutil.copyfile(journal, run_journal)
+                os.chmod(run_journal, 0o600)
+                before = os.stat(run_journal)
+                d = ReadyDaemon(self.daemon, run_state, self.a.workdir, daemon_extra)
                 try:
                     if i == 0:
                         self.restart_verify(d, gen, expect)
                 finally:
                     d.stop()
-                after = os.stat(journal)
+                after = os.stat(run_journal)
                 runs.append({"label": label, "run": i, "ready_s": d.ready_s, "load_ms": d.load_ms,
                              "rss_kib": d.mem.get("VmRSS"), "hwm_kib": d.mem.get("VmHWM"),
                              "journal_rewritten": (before.st_size, before.st_mtime_ns, before.st_ino)
                              != (after.st_size, after.st_mtime_ns, after.st_ino)})
+            if not suffix and n == max(self.a.restart_records):
+                self.restart_after_compaction(label, run_state, gen, expect)
             self.raw += runs
             ready = [r["ready_s"] for r in runs]
             median = med(ready)
@@ -501,6 +511,38 @@ class Suite:
                          note=f"compactions a daemon with --journal-compact={gen_compact} could write; "
                               f"too_large: snapshot over the {gen['payload_max']} B record maximum")
 
+    def restart_after_compaction(self, label, run_state, gen, expect):
+        """The starts after the first: memconvd compacted the journal at its first start (on the
+        journal thread, after READY), so a restart then replays the snapshot."""
+        journal = os.path.join(run_state, os.path.basename(gen["file"]))
+        full = os.stat(journal).st_size
+        if full >= gen["file_bytes"]:
+            # The last timed start may have been stopped before its compaction was written.
+            d = ReadyDaemon(self.daemon, run_state, self.a.workdir)
+            deadline = time.monotonic() + 60
+            while os.stat(journal).st_size >= gen["file_bytes"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            d.stop()
+        size = os.stat(journal).st_size
+        runs = []
+        for i in range(self.a.runs):
+            d = ReadyDaemon(self.daemon, run_state, self.a.workdir)
+            try:
+                if i == 0:
+                    self.restart_verify(d, dict(gen, compact=1), expect)
+            finally:
+                d.stop()
+            runs.append({"label": label + ".after_startup_compaction", "run": i, "ready_s": d.ready_s,
+                         "load_ms": d.load_ms, "rss_kib": d.mem.get("VmRSS"), "hwm_kib": d.mem.get("VmHWM")})
+        self.raw += runs
+        ready = [r["ready_s"] for r in runs]
+        median = med(ready)
+        self.row(f"{label}.after_startup_compaction.ready", median, quantile(ready, 0.99), "s", None,
+                 median / RESTART_TARGET_S, f"<= {RESTART_TARGET_S:g} s", median <= RESTART_TARGET_S,
+                 journal_bytes=size, private_ranges=gen["private_ranges"],
+                 load_ms=med(r["load_ms"] for r in runs),
+                 note="the same VM once its first start compacted the journal into a snapshot")
+
     def restart_verify(self, d, gen, expect):
         """The restored VM must be the one the generator wrote: map, bytes, counters, last seq."""
         def ctl(*args):
@@ -522,8 +564,11 @@ class Suite:
             got[k] = show["stats"][k]
             want[k] = gen[k]
         hist = ctl("history", vm, "--since", str(gen["last_seq"] - 1))["records"]
-        got["last_seq"] = hist[-1]["seq"] if hist else None
-        want["last_seq"] = gen["last_seq"]
+        # A file that ends with its snapshot (compacted exactly at the last record) leaves the
+        # history ring empty: there is then no record whose seq could be compared.
+        if hist or not (gen.get("compact") and gen["change_records"] % gen["compact"] == 0):
+            got["last_seq"] = hist[-1]["seq"] if hist else None
+            want["last_seq"] = gen["last_seq"]
         with open(expect) as f:
             want_ranges = [tuple(int(x) for x in line.split()) for line in f]
         got_ranges = [(r["gpa"], r["size"]) for r in ctl("ranges", vm, "--private")["ranges"]
