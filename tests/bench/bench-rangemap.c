@@ -51,13 +51,9 @@ struct frag {
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-/** rng() - xorshift64*, deterministic. Return: 64 random bits */
 static uint64_t rng(void)
 {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return rng_state * 0x2545f4914f6cdd1dull;
+        return bench_rng(&rng_state);
 }
 
 /** bitmap_set() - set pages [first, end) of @bm to @v */

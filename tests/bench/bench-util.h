@@ -101,3 +101,15 @@ static inline void bench_summary(uint64_t *v, size_t rounds, size_t per_round, d
         *ret_median = (double) bench_quantile(med, n, 0.5);
         *ret_p99 = (double) bench_quantile(v, rounds * per_round, 0.99);
 }
+
+/**
+ * bench_rng() - xorshift64*: the next 64 random bits from *@state (never 0),
+ * deterministic for a seed
+ */
+static inline uint64_t bench_rng(uint64_t *state)
+{
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        return *state * 0x2545f4914f6cdd1dull;
+}

@@ -105,13 +105,9 @@ struct state {
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-/** rng() - xorshift64*, deterministic for a seed. Return: 64 random bits */
 static uint64_t rng(void)
 {
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return rng_state * 0x2545f4914f6cdd1dull;
+        return bench_rng(&rng_state);
 }
 
 /** bm_set() - give pages [first, first + n) the value @v */
