@@ -218,16 +218,7 @@ int session_send_error(struct session *s, uint64_t id, const struct mc_msg_error
 
 int session_send_ok(struct session *s, uint64_t id)
 {
-        Memconv__Message m = MEMCONV__MESSAGE__INIT;
-        Memconv__Reply rp = MEMCONV__REPLY__INIT;
-        Memconv__Status st;
-
-        status_from(&st, NULL);
-        rp.status = &st;
-        m.id = id;
-        m.body_case = MEMCONV__MESSAGE__BODY_REPLY;
-        m.reply = &rp;
-        return session_send(s, &m);
+        return session_send_error(s, id, NULL);  /* no error: an OK status */
 }
 
 /* ------------------------------------------------------------------ handlers */
