@@ -577,6 +577,29 @@ static void gen_journal(void)
                 write_file(t, "unknown-body", b.buf, b.len + 8 + sizeof(payload));
         }
         free(b.buf);
+        /* A snapshot spanning two records: 48 ranges in it, 16 in a JournalSnapshotMore. */
+        {
+                Memconv__JournalSnapshotMore more = MEMCONV__JOURNAL_SNAPSHOT_MORE__INIT;
+
+                snap.n_private_ranges = 48;
+                snap.total_private_ranges = 64;
+                more.n_private_ranges = 16;
+                more.private_ranges = prs + 48;
+                jbuf_header(&b);
+                rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT;
+                rec.snapshot = &snap;
+                jbuf_add(&b, &rec);
+                rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT_MORE;
+                rec.snapshot_more = &more;
+                jbuf_add(&b, &rec);
+                rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_CHANGE;
+                rec.change = &ch;
+                jbuf_add(&b, &rec);
+                write_file(t, "snapshot-more-change", b.buf, b.len);
+                free(b.buf);
+                snap.n_private_ranges = 64;
+                snap.total_private_ranges = 0;
+        }
 
         /* Headers. */
         write_file(t, "header-empty", "", 0);
