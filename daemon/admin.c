@@ -211,6 +211,9 @@ static void stats_add(Memconv__ConversionStats *m, const struct vm *vm)
         m->journal_errors += s->journal_errors;
         m->reapplied += s->reapplied;
         m->discard_retries += s->discard_retries;
+        m->leased += s->leased;
+        m->lease_grants += s->lease_grants;
+        m->lease_revocations += s->lease_revocations;
 }
 
 /**
@@ -307,6 +310,12 @@ static Memconv__VmInfo *vm_to_pb(struct arena *a, struct daemon *d, struct vm *v
         m->shared_bytes = ram - m->private_bytes;
         m->stats = stats_to_pb(a, d, vm);
         m->domain = vm_domain_label(a, d, vm);
+        {
+                char lease[256];
+
+                lease_describe(vm, lease, sizeof(lease));
+                m->lease = lease[0] ? arena_strdup(a, lease) : (char *) "";
+        }
         return m;
 }
 

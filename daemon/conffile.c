@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,39 @@ static int parse_size(const char *v, void *dest, long min, long max)
         if (r >= 0)
                 *(size_t *) dest = (size_t) n;
         return r;
+}
+
+/**
+ * parse_bytes() - a size in bytes with an optional K, M or G suffix (powers
+ * of 1024), a multiple of 4096, into a uint64_t
+ */
+static int parse_bytes(const char *v, void *dest, long min, long max)
+{
+        static const struct {
+                char suffix;
+                unsigned shift;
+        } units[] = { { 'K', 10 }, { 'M', 20 }, { 'G', 30 } };
+        char num[32];
+        size_t len = strlen(v);
+        unsigned shift = 0;
+        unsigned long long n;
+        int r;
+
+        if (len == 0 || len >= sizeof(num))
+                return -EINVAL;
+        memcpy(num, v, len + 1);
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (num[len - 1] == units[i].suffix) {
+                        shift = units[i].shift;
+                        num[--len] = 0;
+                }
+        r = parse_number(num, &n, 0, LONG_MAX);
+        if (r < 0)
+                return r;
+        if (n > (unsigned long long) max >> shift || n << shift < (unsigned long long) min || (n << shift) % 4096)
+                return -ERANGE;
+        *(uint64_t *) dest = n << shift;
+        return 0;
 }
 
 static int parse_msec(const char *v, void *dest, long min, long max)
@@ -250,6 +284,8 @@ static const struct config_item config_table[] = {
         { "Policy", "PluginDirectory", parse_string, CFG(plugin_dir), 0, 0 },
         { "Policy", "Plugins", parse_plugins, 0, 0, 0 },
         { "Policy", "RequireRegistration", parse_bool, CFG(require_registration), 0, 0 },
+        { "Policy", "Leases", parse_bool, CFG(leases), 0, 0 },
+        { "Policy", "LeaseMaxBytes", parse_bytes, CFG(lease_max_bytes), 4096, 1L << 40 },
         { "Limits", "VMsPerUID", parse_unsigned, CFG(max_vms_per_uid), 1, 1000000 },
         { "Limits", "RegionsPerVM", parse_unsigned, CFG(max_regions_per_vm), 1, 65536 },
         { "Limits", "RequestsPerVM", parse_unsigned, CFG(max_requests_per_vm), 1, 1000000 },

@@ -22,7 +22,13 @@
  *     busy and waiting requests are planned again.
  *  6. A failed discard is recorded in vm->discard_failed and retried with
  *     backoff (discard.h): the retry punches whichever side is stale at that
- *     moment, with the ranges busy meanwhile, as a conversion's are.
+ *     moment, with the ranges busy meanwhile, as a conversion's are. A VM's
+ *     lease is revoked, and returned, before its retry runs (lease.h).
+ *  7. Under a lease (lease.h) the VMM applies first and reports after:
+ *     convert_leased() plans the report like a request, commits it at once
+ *     and discards as in 4; policy is asked after the fact, and anything it
+ *     would not have allowed revokes the lease. Every finished conversion
+ *     of a VMM that wants a lease is reported back as Settled.
  *
  * A conversion can outlive its VM's attachment (discards in flight after
  * the VMM left); it then has vm == NULL and only finishes its jobs.
@@ -55,6 +61,7 @@ struct conversion {
         struct region **regions;     /* one reference per plan range */
         bool applied;
         bool no_discard;             /* recorded after the fact (Reapplied): the backing is not ours to touch */
+        uint64_t lease_seq;          /* reported under a lease (LeasedApplied seq); 0: decided here */
         unsigned discards_pending;
         uint64_t decided_usec;
 };
@@ -458,10 +465,15 @@ static void conversion_finish(struct conversion *c)
 {
         struct vm *vm = c->vm;
 
+        if (vm && (c->lease_seq || c->decision_id))
+                lease_settled(vm, c->decision_id, c->lease_seq);
         conversion_unlink(c);
         conversion_free(c);
-        if (vm)
+        if (vm) {
                 convert_kick_waiting(vm);
+                if (vm->lease.wanted && !vm->lease.id)
+                        lease_try_grant(vm);  /* it may have been what blocked a grant */
+        }
 }
 
 int convert_request(struct vm *vm, struct session *s, const struct conv_request *req)
@@ -599,6 +611,8 @@ static void conversion_commit(struct vm *vm, struct conversion *c)
         history_add(vm, c, MEMCONV__CHANGE_RESULT__CHANGE_RESULT_COMMITTED);
         if (c->decision_id)
                 persist_ack(vm, c->decision_id, 0);  /* Committed once durable */
+        else if (c->lease_seq)
+                persist_ack(vm, c->lease_seq | LEASE_ACK_FLAG, 0);
         vm->stats.conversions[c->req.implicit][to]++;
         vm->stats.summary_changes++;
         if (to)
@@ -665,6 +679,100 @@ int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint6
                 conversion_commit(vm, c);
         }
         return 0;
+}
+
+int convert_leased(struct vm *vm, const struct conv_request *req, uint64_t seq, struct mc_msg_error *err)
+{
+        struct mc_plan plan = { 0 };
+        struct conversion *c;
+        int r;
+
+        r = request_plan(vm, req, &plan);
+        if (r < 0)
+                return mc_error_set(err, mc_code_from_errno(r), r,
+                                    "leased-applied: [0x%" PRIx64 ", +0x%" PRIx64 ") is not inside this VM's "
+                                    "registered memory", req->gpa, req->size);
+        if (plan.outcome == MC_PLAN_WAIT) {
+                /* libmemconv never does this (lease.h): a late discard could destroy what the guest wrote. */
+                mc_plan_done(&plan);
+                return mc_error_set(err, MEMCONV__CODE__CODE_BUSY, -EBUSY,
+                                    "leased-applied: [0x%" PRIx64 ", +0x%" PRIx64 ") overlaps a conversion "
+                                    "that is not settled", req->gpa, req->size);
+        }
+        if (plan.outcome != MC_PLAN_APPLY) {
+                /* Already in that state (another vCPU was first): nothing to record or discard. */
+                mc_plan_done(&plan);
+                vm->stats.spurious++;
+                lease_settled(vm, 0, seq);
+                persist_ack(vm, seq | LEASE_ACK_FLAG, 0);
+                return 0;
+        }
+        c = calloc(1, sizeof(*c));
+        if (c)
+                c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
+        if (!c || !c->regions || busy_set(vm, &plan, 1) < 0) {
+                if (c)
+                        free(c->regions);
+                free(c);
+                mc_plan_done(&plan);
+                return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+        }
+
+        /* The policy chain still sees it, after the fact: its counters stay right, and a
+         * conversion it would not have allowed ends the lease (the VMM asks first again). */
+        if (policy_chain_size(vm->daemon->policy) > 0) {
+                struct mc_policy_request pr = {
+                        .vm_id = vm->id,
+                        .vm_name = vm->name,
+                        .vm_uuid = vm->uuid_str,
+                        .cc_type = vm->cc_type,
+                        .implicit = req->implicit,
+                        .to_private = req->to_private,
+                        .gpa = req->gpa,
+                        .size = plan.bytes_change,
+                        .vcpu = req->vcpu,
+                        .source = req->source,
+                        .fault_flags = req->fault_flags,
+                        .now_usec = daemon_now(),
+                };
+                struct mc_policy_result res = { 0 };
+                const char *who;
+
+                policy_chain_check(vm->daemon->policy, &pr, &res, &who);
+                if (res.verdict != MC_POLICY_ALLOW)
+                        lease_revoke(vm, res.reason[0] ? res.reason : who, LEASE_HOLD_USEC);
+        }
+
+        c->vm = vm;
+        c->req = *req;
+        c->plan = plan;
+        c->lease_seq = seq;
+        for (size_t k = 0; k < c->plan.n_ranges; k++)
+                c->regions[k] = region_ref(vm->regions[c->plan.ranges[k].region]);
+        c->decided_usec = req->received_usec;
+        TAILQ_INSERT_TAIL(&vm->conversions, c, link);
+        vm->n_in_flight++;
+        vm->stats.leased++;
+        conversion_commit(vm, c);
+        return 0;
+}
+
+bool convert_lease_blocked(const struct vm *vm)
+{
+        const struct conversion *c;
+        const struct waiting *w;
+        const struct delayed *dl;
+
+        TAILQ_FOREACH(c, &vm->conversions, link)
+                if (c->req.rx < vm->lease.first_rx)
+                        return true;
+        TAILQ_FOREACH(w, &vm->waiting, link)
+                if (w->req.rx < vm->lease.first_rx)
+                        return true;
+        TAILQ_FOREACH(dl, &vm->delayed, link)
+                if (dl->req.rx < vm->lease.first_rx)
+                        return true;
+        return false;
 }
 
 struct reconcile_walk {
@@ -807,6 +915,7 @@ void convert_discard_done(struct discard_job *job, void *userdata)
                         if (mc_rangemap_set(vm->discard_failed, job->gpa, job->gpa + job->length, 1) < 0)
                                 log_error("VM %s: out of memory recording a failed discard", vm->name);
                         retry_arm(vm, job);
+                        lease_revoke(vm, "a discard failed", 0);
                 }
         }
         region_unref(job->region);
@@ -880,6 +989,11 @@ static bool retry_vm(struct vm *vm)
         struct conversion *c = NULL;
         bool later = false;
 
+        if (vm->lease.id) {
+                /* The VMM may be converting these ranges under its lease right now. */
+                lease_revoke(vm, "a failed discard is to be retried", 0);
+                return true;  /* convert_lease_returned() runs it */
+        }
         if (mc_rangemap_walk(vm->discard_failed, 0, UINT64_MAX, retry_collect_fn, &rr) < 0)
                 goto oom;
         c = calloc(1, sizeof(*c));
@@ -957,6 +1071,12 @@ static void convert_discard_retry(void *userdata)
                         later |= retry_vm(vm);
         if (later)
                 (void) discarder_retry_arm(d->discarder, convert_discard_retry, d);
+}
+
+void convert_lease_returned(struct vm *vm)
+{
+        if (vm->state == VM_ATTACHED && mc_rangemap_count(vm->discard_failed) > 0 && retry_vm(vm))
+                (void) discarder_retry_arm(vm->daemon->discarder, convert_discard_retry, vm->daemon);
 }
 
 void convert_vm_detached(struct vm *vm)

@@ -26,6 +26,7 @@ struct conv_request {
         uint64_t gpa;
         uint64_t size;
         uint64_t received_usec;
+        uint64_t rx;              /* vm->n_rx when received; 0: the daemon's own (lease.h) */
 };
 
 /**
@@ -53,6 +54,26 @@ int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, str
  */
 int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint64_t (*ranges)[2], size_t n,
                       struct mc_msg_error *err);
+
+/**
+ * convert_leased() - record a conversion the VMM applied under its lease
+ * (checked against the lease's terms by the caller) and discard its stale
+ * backing; @seq is the report's, for Settled and Committed
+ * Return: 0 (recorded, or already so), or negative errno with @err filled:
+ * not this VM's memory, or it overlaps a conversion not yet settled
+ * (nothing recorded)
+ */
+int convert_leased(struct vm *vm, const struct conv_request *req, uint64_t seq, struct mc_msg_error *err);
+
+/**
+ * convert_lease_blocked() - whether a conversion, waiting or delayed
+ * request the VMM does not track is in flight (received before it asked
+ * for a lease, or the daemon's own): no lease may be granted then
+ */
+bool convert_lease_blocked(const struct vm *vm);
+
+/** convert_lease_returned() - @vm's lease came back: run what waited for it */
+void convert_lease_returned(struct vm *vm);
 
 /**
  * convert_reconcile() - after a resume, discard the stale side of every

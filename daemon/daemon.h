@@ -54,6 +54,8 @@ struct daemon_config {
         unsigned max_regions_per_vm;
         unsigned max_requests_per_vm;  /* decided-but-unfinished + waiting + delayed */
         int syscall_filter;            /* enum sandbox_filter (sandbox.h) */
+        bool leases;                   /* VMMs may hold policy leases (lease.h) */
+        uint64_t lease_max_bytes;      /* largest conversion under a lease */
 };
 
 struct daemon {
@@ -81,6 +83,7 @@ struct daemon {
 
         uint64_t next_vm_id;
         uint64_t next_decision_id;
+        uint64_t next_lease_id;
         uint64_t started_usec;         /* CLOCK_MONOTONIC */
         uint64_t sessions_total;
         uint64_t protocol_errors;

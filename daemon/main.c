@@ -35,6 +35,7 @@
 #include "convert.h"
 #include "daemon.h"
 #include "history.h"
+#include "lease.h"
 #include "discard.h"
 #include "log.h"
 #include "persist.h"
@@ -51,6 +52,7 @@
 #define DEFAULT_CONFIG SYSCONFDIR "/memconvd/memconvd.conf"
 #define DEFAULT_PLUGIN_DIR PKGLIBDIR "/plugins"
 #define DEFAULT_JOURNAL_COMPACT 100000
+#define DEFAULT_LEASE_MAX_BYTES (1ULL << 30)
 
 uint64_t daemon_now(void)
 {
@@ -158,6 +160,7 @@ static void help(void)
                "     --discard-threads=N     Discard worker threads (default 1)\n"
                "     --state-dir=DIR         Where VM journals are kept (default %s)\n"
                "     --journal=BOOL          Keep a durable conversion journal (default yes)\n"
+               "     --leases=BOOL           Let VMMs that ask hold policy leases (default yes)\n"
                "     --journal-compact=N     Snapshot a VM's journal after N records (default %d)\n"
                "     --history-records=N     History records kept in memory per VM (default %d)\n"
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
@@ -177,7 +180,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
 {
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
-               ARG_SUMMARY, ARG_SYSCALL_FILTER };
+               ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -195,6 +198,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                 { "log-target", required_argument, NULL, ARG_LOG_TARGET },
                 { "summary-interval", required_argument, NULL, ARG_SUMMARY },
                 { "system-call-filter", required_argument, NULL, ARG_SYSCALL_FILTER },
+                { "leases", required_argument, NULL, ARG_LEASES },
                 {}
         };
         int c;
@@ -241,15 +245,20 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 return -ENOMEM;
                         break;
                 case ARG_JOURNAL:
+                case ARG_LEASES: {
+                        bool *dest = c == ARG_JOURNAL ? &cfg->journal : &cfg->leases;
+
                         if (strcmp(optarg, "yes") == 0 || strcmp(optarg, "true") == 0 || strcmp(optarg, "1") == 0)
-                                cfg->journal = true;
+                                *dest = true;
                         else if (strcmp(optarg, "no") == 0 || strcmp(optarg, "false") == 0 || strcmp(optarg, "0") == 0)
-                                cfg->journal = false;
+                                *dest = false;
                         else {
-                                fprintf(stderr, "memconvd: --journal takes yes or no, not '%s'\n", optarg);
+                                fprintf(stderr, "memconvd: --%s takes yes or no, not '%s'\n",
+                                        c == ARG_JOURNAL ? "journal" : "leases", optarg);
                                 return -EINVAL;
                         }
                         break;
+                }
                 case ARG_JOURNAL_COMPACT:
                         errno = 0;
                         v = strtoul(optarg, &end, 10);
@@ -475,6 +484,8 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .max_regions_per_vm = 256,
                 .max_requests_per_vm = 4096,
                 .syscall_filter = SANDBOX_FILTER_YES,
+                .leases = true,
+                .lease_max_bytes = DEFAULT_LEASE_MAX_BYTES,
         };
         cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
         if (!cfg->config_file)
@@ -570,6 +581,10 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         d->config.max_vms_per_uid = cfg.max_vms_per_uid;
         d->config.max_regions_per_vm = cfg.max_regions_per_vm;
         d->config.max_requests_per_vm = cfg.max_requests_per_vm;
+        d->config.leases = cfg.leases;
+        d->config.lease_max_bytes = cfg.lease_max_bytes;
+        /* The chain, its settings or the lease settings may have changed: grant anew. */
+        lease_revoke_all(d, "the configuration was reloaded");
         persist_set_compact(d->persist, cfg.journal_compact);
         config_plugins_done(&d->config);
         d->config.plugins = TAKE_PTR(cfg.plugins);

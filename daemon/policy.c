@@ -291,6 +291,51 @@ void policy_chain_label(struct policy_chain *c, const struct mc_policy_vm *vm, c
         }
 }
 
+int policy_chain_lease(struct policy_chain *c, const struct mc_policy_vm *vm, struct mc_policy_lease *lease,
+                       char *err, size_t err_len)
+{
+        for (size_t i = 0; c && i < c->n; i++) {
+                int (*fn)(void *, const struct mc_policy_vm *, struct mc_policy_lease *, char *, size_t) =
+                        PLUGIN_OPTIONAL(c->v[i].p, lease);
+                struct mc_policy_lease narrowed = *lease;
+                char why[256] = "";
+                int r;
+
+                if (!fn) {
+                        snprintf(err, err_len, "policy plugin %s does not support leases", c->v[i].name);
+                        return -EOPNOTSUPP;
+                }
+                r = fn(c->v[i].state, vm, &narrowed, why, sizeof(why));
+                if (r < 0) {
+                        why[sizeof(why) - 1] = 0;
+                        snprintf(err, err_len, "%s: %s", c->v[i].name, why[0] ? why : strerror(-r));
+                        return r;
+                }
+                /* Plugins may only narrow what the ones before them left. */
+                lease->implicit &= narrowed.implicit;
+                lease->explicit_ &= narrowed.explicit_;
+                if (narrowed.max_bytes < lease->max_bytes)
+                        lease->max_bytes = narrowed.max_bytes & ~4095ULL;
+#define NARROW_RATE(rate, burst)                                                                           \
+                if (narrowed.rate && (!lease->rate || narrowed.rate < lease->rate))                        \
+                        lease->rate = narrowed.rate;                                                       \
+                if (narrowed.burst && (!lease->burst || narrowed.burst < lease->burst))                    \
+                        lease->burst = narrowed.burst;
+                NARROW_RATE(conversions_per_sec, conversions_burst)
+                NARROW_RATE(bytes_per_sec, bytes_burst)
+#undef NARROW_RATE
+                if (!lease->implicit && !lease->explicit_) {
+                        snprintf(err, err_len, "%s allows no conversion under a lease", c->v[i].name);
+                        return -EPERM;
+                }
+                if (lease->max_bytes < 4096) {
+                        snprintf(err, err_len, "%s allows no conversion size under a lease", c->v[i].name);
+                        return -EPERM;
+                }
+        }
+        return 0;
+}
+
 void policy_chain_describe(struct policy_chain *c, uint64_t vm_id, char *buf, size_t len)
 {
         size_t off = 0;

@@ -69,6 +69,14 @@ int policy_chain_attach(struct policy_chain *c, const struct mc_policy_vm *vm, c
  */
 void policy_chain_label(struct policy_chain *c, const struct mc_policy_vm *vm, char *buf, size_t len);
 
+/**
+ * policy_chain_lease() - narrow @lease through every plugin's lease()
+ * @err: why no lease (a plugin without lease(), or its refusal)
+ * Return: 0 (@lease holds the terms) or negative errno
+ */
+int policy_chain_lease(struct policy_chain *c, const struct mc_policy_vm *vm, struct mc_policy_lease *lease,
+                       char *err, size_t err_len);
+
 /** policy_chain_vm_gone() - tell every plugin @vm_id is forgotten */
 void policy_chain_vm_gone(struct policy_chain *c, uint64_t vm_id);
 

@@ -189,14 +189,55 @@ int session_send_committed(struct session *s, const uint64_t *ids, size_t n)
 {
         Memconv__Message m = MEMCONV__MESSAGE__INIT;
         Memconv__Committed c = MEMCONV__COMMITTED__INIT;
+        uint64_t dec[4096], seq[4096];
         int r = 0;
 
-        /* Split so each message stays far below the frame cap. */
+        /* Split so each message stays far below the frame cap; lease seqs carry LEASE_ACK_FLAG. */
         for (size_t off = 0; off < n && r >= 0; off += 4096) {
-                c.decision_ids = (uint64_t *) ids + off;
-                c.n_decision_ids = n - off < 4096 ? n - off : 4096;
+                size_t chunk = n - off < 4096 ? n - off : 4096;
+
+                c.n_decision_ids = c.n_lease_seqs = 0;
+                for (size_t i = off; i < off + chunk; i++) {
+                        if (ids[i] & LEASE_ACK_FLAG)
+                                seq[c.n_lease_seqs++] = ids[i] & ~LEASE_ACK_FLAG;
+                        else
+                                dec[c.n_decision_ids++] = ids[i];
+                }
+                c.decision_ids = dec;
+                c.lease_seqs = seq;
                 m.body_case = MEMCONV__MESSAGE__BODY_COMMITTED;
                 m.committed = &c;
+                r = session_send(s, &m);
+        }
+        return r;
+}
+
+int session_send_lease(struct session *s, const Memconv__Lease *l)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+
+        m.body_case = MEMCONV__MESSAGE__BODY_LEASE;
+        m.lease = (Memconv__Lease *) l;
+        return session_send(s, &m);
+}
+
+int session_send_settled(struct session *s, const uint64_t *decisions, size_t n_decisions, const uint64_t *seqs,
+                         size_t n_seqs)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__Settled st = MEMCONV__SETTLED__INIT;
+        int r = 0;
+
+        /* 4096 ids of each kind per message keep it far below the frame cap. */
+        for (size_t od = 0, os = 0; (od < n_decisions || os < n_seqs) && r >= 0;) {
+                st.n_decision_ids = n_decisions - od < 4096 ? n_decisions - od : 4096;
+                st.decision_ids = (uint64_t *) decisions + od;
+                st.n_lease_seqs = n_seqs - os < 4096 ? n_seqs - os : 4096;
+                st.lease_seqs = (uint64_t *) seqs + os;
+                od += st.n_decision_ids;
+                os += st.n_lease_seqs;
+                m.body_case = MEMCONV__MESSAGE__BODY_SETTLED;
+                m.settled = &st;
                 r = session_send(s, &m);
         }
         return r;
@@ -422,6 +463,7 @@ static int handle_memory_fault(struct session *s, const Memconv__Message *m, int
                 .gpa = f->gpa,
                 .size = f->size,
                 .received_usec = daemon_now(),
+                .rx = ++s->vm->n_rx,
         };
 
         return convert_request(s->vm, s, &req);
@@ -439,6 +481,7 @@ static int handle_convert(struct session *s, const Memconv__Message *m, int *fds
                 .gpa = c->gpa,
                 .size = c->size,
                 .received_usec = daemon_now(),
+                .rx = ++s->vm->n_rx,
         };
 
         return convert_request(s->vm, s, &req);
@@ -486,6 +529,53 @@ static int handle_reapplied(struct session *s, const Memconv__Message *m, int *f
         return 0;
 }
 
+static int handle_lease_request(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        struct mc_msg_error e;
+
+        if (lease_request(s->vm, m->lease_request->want, &e) < 0)
+                return session_reply_error(s, m, &e);
+        (void) session_send_ok(s, m->id);
+        lease_try_grant(s->vm);  /* after the answer: a client reads it first */
+        return 0;
+}
+
+static int handle_leased_applied(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__LeasedApplied *a = m->leased_applied;
+        struct conv_request req = {
+                .id = m->id,
+                .vcpu = a->vcpu,
+                .implicit = a->implicit,
+                .fault_flags = a->implicit && a->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE ? 1ULL << 3 : 0,
+                .source = a->source,
+                .to_private = a->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE,
+                .gpa = a->gpa,
+                .size = a->size,
+                .received_usec = daemon_now(),
+                .rx = ++s->vm->n_rx,
+        };
+        struct mc_msg_error e;
+
+        if (lease_check_report(s->vm, a, &e) < 0 || convert_leased(s->vm, &req, a->seq, &e) < 0) {
+                /* Applied by the VMM against its lease, or not this VM's memory: not recorded.
+                 * The lease ends here; the VMM asks the daemon from now on. */
+                log_warning("VM %s: %s", s->vm->name, e.text);
+                lease_revoke(s->vm, "a conversion under it was refused", LEASE_HOLD_USEC);
+                return session_reply_error(s, m, &e);
+        }
+        return 0;
+}
+
+static int handle_lease_returned(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        struct mc_msg_error e;
+
+        if (lease_returned(s->vm, m->lease_returned->lease_id, &e) < 0)
+                return session_reply_error(s, m, &e);
+        return 0;
+}
+
 static int handle_resumed(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
 {
         convert_reconcile(s->vm);
@@ -509,6 +599,9 @@ static const struct handler handlers[] = {
         { MEMCONV__MESSAGE__BODY_APPLIED, true, handle_applied },
         { MEMCONV__MESSAGE__BODY_REAPPLIED, true, handle_reapplied },
         { MEMCONV__MESSAGE__BODY_RESUMED, true, handle_resumed },
+        { MEMCONV__MESSAGE__BODY_LEASE_REQUEST, true, handle_lease_request },
+        { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, true, handle_leased_applied },
+        { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, true, handle_lease_returned },
 };
 
 /**

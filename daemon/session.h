@@ -39,6 +39,13 @@ void session_free(struct session *s);
 /** session_send_committed() - tell the VMM these decisions are durable */
 int session_send_committed(struct session *s, const uint64_t *ids, size_t n);
 
+/** session_send_lease() - send a Lease (a grant or a revocation, id 0) */
+int session_send_lease(struct session *s, const Memconv__Lease *l);
+
+/** session_send_settled() - tell the VMM these conversions are finished (id 0) */
+int session_send_settled(struct session *s, const uint64_t *decisions, size_t n_decisions, const uint64_t *seqs,
+                         size_t n_seqs);
+
 /** session_vm_detached() - detach the session's VM now (its Detach is durable) */
 void session_vm_detached(struct session *s);
 

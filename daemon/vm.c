@@ -142,6 +142,7 @@ void vm_detach(struct vm *vm, const char *why)
         if (vm->state == VM_DETACHED)
                 return;
         convert_vm_detached(vm);
+        lease_session_end(vm);
         vm_drop_regions(vm);
         vm->state = VM_DETACHED;
         vm->session = NULL;
@@ -227,6 +228,8 @@ int vm_policy_set(struct vm *vm, const char *plugin, const char *settings, char 
         }
         n[slot] = (struct vm_policy_override) { p, t };
         log_info("VM %s: policy of %s set to \"%s\"", vm->name, plugin, settings);
+        /* Its lease was granted under the old settings: grant anew once it is returned. */
+        lease_revoke(vm, "its policy settings changed", 0);
         return 0;
 }
 
@@ -250,6 +253,7 @@ void vm_free(struct vm *vm)
         if (!vm)
                 return;
         vm_detach(vm, "daemon shutting down");
+        lease_session_end(vm);
         admin_vm_gone(vm);
         persist_vm_free(vm);
         convert_vm_free(vm);

@@ -26,6 +26,7 @@
 
 #include "daemon.h"
 #include "history.h"
+#include "lease.h"
 #include "stats.h"
 #include "message.h"
 #include "planner.h"
@@ -75,6 +76,9 @@ struct vm_stats {
         uint64_t reapplied;
         uint64_t policy_refused;
         uint64_t policy_delayed;
+        uint64_t leased;              /* committed conversions reported under a lease */
+        uint64_t lease_grants;
+        uint64_t lease_revocations;
         /* since the last summary record */
         uint64_t summary_changes;
         uint64_t summary_to_private;
@@ -142,6 +146,8 @@ struct vm {
         uint64_t attached_usec;
         uint64_t attached_realtime_usec;
         LIST_HEAD(, admin_follower) followers; /* admin connections streaming this VM's history */
+        struct vm_lease lease;        /* lease.h */
+        uint64_t n_rx;                /* conversion requests and reports received (conv_request.rx) */
 };
 
 /**

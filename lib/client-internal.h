@@ -18,7 +18,8 @@
 /* An applied decision the daemon has not yet acknowledged as durable. */
 struct mc_applied_rec {
         struct mc_applied_rec *next;
-        uint64_t decision_id;     /* of the daemon instance that decided it */
+        uint64_t decision_id;     /* of the daemon instance that decided it; 0 for a leased one */
+        uint64_t lease_seq;       /* a conversion under a lease: its LeasedApplied seq */
         uint64_t request_id;
         uint32_t vcpu;
         bool to_private;
@@ -40,6 +41,38 @@ struct mc_waiter {
         bool done;
         pthread_cond_t cond;
         struct mc_waiter *next;
+};
+
+/* A range the VMM must not convert under its lease (client-lease.c). */
+enum mc_busy_kind {
+        MC_BUSY_REQUEST,          /* asked the daemon, no Decision yet (key: local) */
+        MC_BUSY_DECISION,         /* applied, not Settled (key: decision id) */
+        MC_BUSY_LEASED,           /* applied under the lease, not Settled (key: seq) */
+};
+
+struct mc_busy {
+        uint64_t start, end;
+        uint64_t key;
+        enum mc_busy_kind kind;
+};
+
+struct mc_lease_state {
+        bool wanted;              /* mc_client_set_lease(true) */
+        uint64_t id;              /* the lease in force; 0: none */
+        uint64_t returning;       /* revoked: return it once @inflight is 0 */
+        bool implicit, explicit_;
+        uint64_t max_bytes;
+        uint64_t conv_rate, conv_burst, bytes_rate, bytes_burst;
+        double conv_tokens, bytes_tokens;
+        uint64_t tokens_usec;
+        unsigned inflight;        /* leased conversions being applied or reported */
+        pthread_cond_t idle;      /* signalled when @inflight drops to 0 */
+        uint64_t next_seq;
+        uint64_t next_key;
+        struct mc_busy *busy;     /* owned */
+        size_t n_busy, cap_busy;
+        unsigned since_drain;
+        struct mc_lease_stats stats;
 };
 
 struct mc_client {
@@ -72,11 +105,59 @@ struct mc_client {
         pthread_cond_t reconnected;
         unsigned reconnect_ms;           /* 0: do not reconnect */
         uint64_t reconnects;
+
+        struct mc_lease_state lease;     /* under @lock */
 };
 
 
 /* client.c */
 int client_status_errno(const Memconv__Status *s);
+
+/* client.c: the machinery client-lease.c shares */
+void client_fail(mc_client *c, int error);
+void client_dispatch(mc_client *c, Memconv__Message *m);
+int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fds, size_t n_fds);
+
+/* client-lease.c */
+
+/** client_lease_init() / _free() - set up and tear down @c->lease */
+void client_lease_init(mc_client *c);
+void client_lease_free(mc_client *c);
+
+/**
+ * client_lease_try() - convert under the lease, if it covers this request
+ * @c: the client, unlocked
+ * Return: 1 done (applied and reported), 0 not covered (ask the daemon),
+ * or the apply callback's negative errno (nothing changed)
+ */
+int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private, bool implicit,
+                     int source);
+
+/**
+ * client_lease_track_request() - a request for [gpa, gpa+size) is about to
+ * go to the daemon: keep the range off the lease until it is settled
+ * Return: a key for client_lease_request_done(), 0 when not tracking
+ */
+uint64_t client_lease_track_request(mc_client *c, uint64_t gpa, uint64_t size);
+
+/**
+ * client_lease_request_done() - the request of @key was answered: with
+ * @decision_id != 0 it was applied (or failed to apply) and stays busy
+ * until Settled; with 0 nothing changed
+ */
+void client_lease_request_done(mc_client *c, uint64_t key, uint64_t decision_id);
+
+/** client_lease_message() - handle Lease / Settled (@c locked); Return: true if it was one */
+bool client_lease_message(mc_client *c, const Memconv__Message *m);
+
+/** client_lease_committed() - Committed's lease seqs (@c locked) */
+void client_lease_committed(mc_client *c, const Memconv__Committed *m);
+
+/**
+ * client_lease_reset() - a new connection (@c locked): no lease, nothing
+ * tracked; waits until no leased conversion is being applied
+ */
+void client_lease_reset(mc_client *c);
 
 /* client-recover.c */
 
@@ -94,6 +175,14 @@ void client_recover_forget_region(mc_client *c, uint32_t slot);
  * Return: 0 or -ENOMEM
  */
 int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memconv__Message *req);
+
+/**
+ * client_recover_leased() - remember a conversion applied under the lease
+ * until Committed (@c locked)
+ * Return: 0 or -ENOMEM
+ */
+int client_recover_leased(mc_client *c, uint64_t seq, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private,
+                          bool implicit, int source);
 
 /** client_recover_committed() - forget acknowledged decisions (@c locked) */
 void client_recover_committed(mc_client *c, const Memconv__Committed *m);

@@ -131,6 +131,31 @@ int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memco
         return 0;
 }
 
+int client_recover_leased(mc_client *c, uint64_t seq, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private,
+                          bool implicit, int source)
+{
+        struct mc_applied_rec *rec = calloc(1, sizeof(*rec) + sizeof(Memconv__Range));
+
+        if (!rec)
+                return -ENOMEM;
+        rec->lease_seq = seq;
+        rec->vcpu = vcpu;
+        rec->to_private = to_private;
+        rec->implicit = implicit;
+        rec->source = source;
+        rec->n_ranges = 1;
+        memconv__range__init(&rec->ranges[0]);
+        rec->ranges[0].gpa = gpa;
+        rec->ranges[0].size = size;
+        if (c->unacked_tail)
+                c->unacked_tail->next = rec;
+        else
+                c->unacked = rec;
+        c->unacked_tail = rec;
+        c->n_unacked++;
+        return 0;
+}
+
 void client_recover_committed(mc_client *c, const Memconv__Committed *m)
 {
         /* Committed ids arrive roughly in order: usually the list head matches. */
@@ -197,6 +222,14 @@ static int recover_call(mc_client *c, int fd, Memconv__Message *msg, const int *
                         client_recover_committed(c, m->committed);
                         pthread_mutex_unlock(&c->lock);
                 }
+                /* A grant of the new daemon (a revocation needs an answer on the new socket,
+                 * which is not installed yet; none can come before a grant). */
+                if (m->body_case == MEMCONV__MESSAGE__BODY_LEASE && !m->lease->revoked &&
+                    mc_message_validate(m, 0, MC_MSG_TO_CLIENT, &(struct mc_msg_error) { 0 }) >= 0) {
+                        pthread_mutex_lock(&c->lock);
+                        (void) client_lease_message(c, m);
+                        pthread_mutex_unlock(&c->lock);
+                }
                 memconv__message__free_unpacked(m, NULL);
         }
 }
@@ -248,6 +281,7 @@ static int recover_handshake(mc_client *c, int *ret_fd)
         _cleanup_close_ int fd = -EBADF;
         struct mc_vm_info info;
         uint8_t token[16];
+        bool want_lease;
         int r;
 
         strncpy(sa.sun_path, c->socket_path, sizeof(sa.sun_path) - 1);
@@ -360,6 +394,22 @@ static int recover_handshake(mc_client *c, int *ret_fd)
                 if (r < 0)
                         return r;
         }
+
+        /* A lease is per connection: ask the new daemon again (it grants one when it can). */
+        pthread_mutex_lock(&c->lock);
+        want_lease = c->lease.wanted;
+        pthread_mutex_unlock(&c->lock);
+        if (want_lease) {
+                Memconv__LeaseRequest lr = MEMCONV__LEASE_REQUEST__INIT;
+
+                lr.want = true;
+                msg = (Memconv__Message) MEMCONV__MESSAGE__INIT;
+                msg.body_case = MEMCONV__MESSAGE__BODY_LEASE_REQUEST;
+                msg.lease_request = &lr;
+                r = recover_simple(c, fd, &msg, NULL, 0, MEMCONV__MESSAGE__BODY_REPLY);
+                if (r < 0 && r != -EPERM)
+                        return r;  /* -EPERM: leases are off there; carry on without */
+        }
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -383,6 +433,8 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
                 }
         }
         c->reconnecting = true;
+        /* Leased conversions being applied now must be in the list to re-send first. */
+        client_lease_reset(c);
         pthread_mutex_unlock(&c->lock);
 
         clock_gettime(CLOCK_MONOTONIC, &start);

@@ -56,7 +56,7 @@ static void client_wake_reader(mc_client *c)
  * @c: the client, locked
  * @error: negative errno
  */
-static void client_fail(mc_client *c, int error)
+void client_fail(mc_client *c, int error)
 {
         if (!c->dead)
                 c->dead = error;
@@ -73,7 +73,7 @@ static void client_fail(mc_client *c, int error)
  * @c: the client, locked
  * @m: the message; ownership passes to the waiter or it is freed
  */
-static void client_dispatch(mc_client *c, Memconv__Message *m)
+void client_dispatch(mc_client *c, Memconv__Message *m)
 {
         struct mc_msg_error err;
 
@@ -84,6 +84,11 @@ static void client_dispatch(mc_client *c, Memconv__Message *m)
         }
         if (m->body_case == MEMCONV__MESSAGE__BODY_COMMITTED) {
                 client_recover_committed(c, m->committed);
+                client_lease_committed(c, m->committed);
+                memconv__message__free_unpacked(m, NULL);
+                return;
+        }
+        if (client_lease_message(c, m)) {
                 memconv__message__free_unpacked(m, NULL);
                 return;
         }
@@ -257,6 +262,7 @@ _public_ int mc_client_connect(const char *socket_path, mc_client **ret)
                 return -ENOMEM;
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->reconnected, NULL);
+        client_lease_init(c);
         c->sock = TAKE_FD(fd);
         c->reconnect_ms = MC_RECONNECT_DEFAULT_MS;
         c->socket_path = strdup(socket_path);
@@ -294,6 +300,7 @@ _public_ mc_client *mc_client_free(mc_client *c)
                 (void) mc_client_detach(c);
         safe_close(c->sock);
         client_recover_free(c);
+        client_lease_free(c);
         pthread_cond_destroy(&c->reconnected);
         pthread_mutex_destroy(&c->lock);
         free(c);
@@ -328,7 +335,7 @@ _public_ void mc_client_set_apply(mc_client *c, mc_apply_fn fn, void *userdata)
  * client_simple_call() - send a request answered by a plain Reply
  * Return: 0 or the negative errno of the refusal / failure
  */
-static int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fds, size_t n_fds)
+int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fds, size_t n_fds)
 {
         Memconv__Message *reply = NULL;
         int r;
@@ -391,8 +398,13 @@ _public_ int mc_client_detach(mc_client *c)
         msg.body_case = MEMCONV__MESSAGE__BODY_DETACH;
         msg.detach = &d;
         r = client_simple_call(c, &msg, NULL, 0);
-        if (r >= 0)
+        if (r >= 0) {
                 c->attached = false;
+                pthread_mutex_lock(&c->lock);
+                client_lease_reset(c);
+                c->lease.wanted = false;
+                pthread_mutex_unlock(&c->lock);
+        }
         return r;
 }
 
@@ -514,7 +526,35 @@ static int client_decide(mc_client *c, Memconv__Message *msg, struct mc_exit_res
 {
         Memconv__Message *reply = NULL;
         const Memconv__Decision *d;
+        uint64_t track = 0, gpa, size;
         int r, error;
+
+        if (msg->body_case == MEMCONV__MESSAGE__BODY_MEMORY_FAULT) {
+                const Memconv__MemoryFault *f = msg->memory_fault;
+
+                gpa = f->gpa;
+                size = f->size;
+                /* Only a conversion (no flag but PRIVATE) can go under the lease. */
+                if (!(f->flags & ~0xfULL))  /* R/W/X and PRIVATE, as memconvd handles them */
+                        r = client_lease_try(c, f->vcpu, gpa, size, f->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE, true,
+                                             MC_SOURCE_UNSPECIFIED);
+                else
+                        r = 0;
+        } else {
+                const Memconv__Convert *cv = msg->convert;
+
+                gpa = cv->gpa;
+                size = cv->size;
+                r = client_lease_try(c, cv->vcpu, gpa, size, cv->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE, false,
+                                     cv->source);
+        }
+        if (r != 0) {
+                /* Done under the lease (1), or the attribute callback failed (nothing changed). */
+                result_fill(ret_result, r > 0 ? MC_EXIT_RETRY : MC_EXIT_NOT_HANDLED, r < 0 ? r : 0, NULL);
+                return r > 0 ? MC_EXIT_RETRY : r;
+        }
+        /* Kept off the lease from now until memconvd has finished with it. */
+        track = client_lease_track_request(c, gpa, size);
 
         for (;;) {
                 unsigned gen;
@@ -531,11 +571,14 @@ static int client_decide(mc_client *c, Memconv__Message *msg, struct mc_exit_res
                         break;
         }
         if (r < 0) {
+                client_lease_request_done(c, track, 0);
                 result_fill(ret_result, MC_EXIT_NOT_HANDLED, r, NULL);
                 return r;
         }
         d = reply->decision;
         error = client_status_errno(d->status);
+        /* Applied (or rolled back) decisions stay tracked until Settled; before Applied is sent. */
+        client_lease_request_done(c, track, d->action == MEMCONV__ACTION__ACTION_APPLY ? d->decision_id : 0);
 
         switch (d->action) {
         case MEMCONV__ACTION__ACTION_RETRY:

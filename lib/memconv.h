@@ -215,6 +215,56 @@ void mc_client_set_reconnect(mc_client *c, unsigned timeout_ms);
 /** mc_client_fd() - the connection's socket (for poll), owned by the client */
 int mc_client_fd(const mc_client *c);
 
+/*
+ * Leases (since 0.2; memconv-protocol(7), LEASES). With a lease, a
+ * conversion the lease covers is applied on the vCPU thread at once (the
+ * attribute callback, then re-entry) and reported to memconvd afterwards,
+ * without waiting for an answer; memconvd still checks it against policy,
+ * records it, journals it and discards the stale backing off the vCPU's
+ * path. A conversion the lease does not cover (its kind or size, the rate
+ * it allows, or a range whose previous conversion memconvd has not yet
+ * finished discarding) is asked of memconvd as before. memconvd may revoke
+ * the lease at any time and grant it again later; the library keeps to
+ * whatever is in force.
+ *
+ * The library reads memconvd's messages (grants, revocations, "settled"
+ * notices, durability acknowledgements) whenever a vCPU thread waits for
+ * an answer or converts under the lease. A VMM whose vCPUs may sit idle
+ * should also poll mc_client_fd() for input and call mc_client_dispatch(),
+ * so that a revocation is answered promptly.
+ */
+
+/**
+ * mc_client_set_lease() - ask memconvd for a lease (@want true) or give it up
+ *
+ * Call after mc_client_attach(). The lease itself arrives asynchronously,
+ * when memconvd's policy allows it; until then every conversion is asked
+ * of memconvd. The wish survives a daemon restart (it is sent again).
+ * Return: 0; -EPERM when leases are disabled on this host; -ENOTCONN when
+ * no VM is attached; other negative errno.
+ */
+int mc_client_set_lease(mc_client *c, bool want);
+
+/**
+ * mc_client_dispatch() - handle every message memconvd has sent that no
+ * thread is reading, without blocking
+ * Return: how many were handled, or a negative errno (connection lost)
+ */
+int mc_client_dispatch(mc_client *c);
+
+struct mc_lease_stats {
+        bool active;                 /* a lease is in force now */
+        uint64_t lease_id;           /* its id, 0 when none */
+        uint64_t leased;             /* conversions applied under a lease */
+        uint64_t asked;              /* conversions asked of memconvd while a lease was wanted */
+        uint64_t grants;             /* leases received */
+        uint64_t revocations;        /* leases revoked (and returned) */
+        uint64_t tracked;            /* ranges now kept off the lease until settled */
+};
+
+/** mc_client_lease_stats() - counters of this client's lease (since connect) */
+void mc_client_lease_stats(mc_client *c, struct mc_lease_stats *ret);
+
 #ifdef __cplusplus
 }
 #endif

@@ -270,9 +270,59 @@ static int check_reapplied(const Memconv__Message *m, struct mc_msg_error *e)
 
 static int check_committed(const Memconv__Message *m, struct mc_msg_error *e)
 {
-        if (m->committed->n_decision_ids > 8192)
+        if (m->committed->n_decision_ids + m->committed->n_lease_seqs > 65536)
                 return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
-                                    "committed: %zu decision ids exceed 8192", m->committed->n_decision_ids);
+                                    "committed: %zu ids exceed 65536",
+                                    m->committed->n_decision_ids + m->committed->n_lease_seqs);
+        return 0;
+}
+
+static int check_lease(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        const Memconv__Lease *l = m->lease;
+
+        if (l->lease_id == 0)
+                return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO, "lease: lease_id 0");
+        if (!l->revoked && (l->max_bytes == 0 || l->max_bytes % 4096 != 0 || (!l->implicit && !l->explicit_)))
+                return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                    "lease: grants nothing (max_bytes %" PRIu64 ", implicit %d, explicit %d)",
+                                    l->max_bytes, l->implicit, l->explicit_);
+        return 0;
+}
+
+static int check_leased_applied(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        const Memconv__LeasedApplied *a = m->leased_applied;
+
+        if (a->lease_id == 0 || a->seq == 0)
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "leased-applied: lease_id and seq must be non-zero");
+        if (!enum_known(&memconv__attribute__descriptor, a->to))
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "leased-applied: unknown attribute to=%d", a->to);
+        if (!enum_known(&memconv__convert_source__descriptor, a->source))
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "leased-applied: unknown source %d", a->source);
+        if (!mc_range_valid(a->gpa, a->size))
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                    "leased-applied: [0x%" PRIx64 ", +0x%" PRIx64 ") must be 4 KiB aligned, "
+                                    "non-empty and not overflow", a->gpa, a->size);
+        return 0;
+}
+
+static int check_lease_returned(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        if (m->lease_returned->lease_id == 0)
+                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL, "lease-returned: lease_id 0");
+        return 0;
+}
+
+static int check_settled(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        if (m->settled->n_decision_ids + m->settled->n_lease_seqs > 65536)
+                return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                    "settled: %zu ids exceed 65536",
+                                    m->settled->n_decision_ids + m->settled->n_lease_seqs);
         return 0;
 }
 
@@ -305,6 +355,11 @@ static const struct type_rule type_rules[] = {
         { MEMCONV__MESSAGE__BODY_COMMITTED, "committed", MC_MSG_TO_CLIENT, false, check_committed },
         { MEMCONV__MESSAGE__BODY_REAPPLIED, "reapplied", MC_MSG_TO_DAEMON, true, check_reapplied },
         { MEMCONV__MESSAGE__BODY_RESUMED, "resumed", MC_MSG_TO_DAEMON, true, check_none },
+        { MEMCONV__MESSAGE__BODY_LEASE_REQUEST, "lease-request", MC_MSG_TO_DAEMON, true, check_none },
+        { MEMCONV__MESSAGE__BODY_LEASE, "lease", MC_MSG_TO_CLIENT, false, check_lease },
+        { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, "leased-applied", MC_MSG_TO_DAEMON, true, check_leased_applied },
+        { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, false, check_lease_returned },
+        { MEMCONV__MESSAGE__BODY_SETTLED, "settled", MC_MSG_TO_CLIENT, false, check_settled },
 };
 
 static const struct type_rule *type_rule_find(Memconv__Message__BodyCase c)

@@ -141,6 +141,21 @@ static void eo_check(void *state, const struct mc_policy_request *req, struct mc
                 vm->refused++;
 }
 
+/**
+ * eo_lease() - a lease never covers what this plugin refuses: with
+ * enforce=yes, memory faults go through the daemon
+ */
+static int eo_lease(void *state, const struct mc_policy_vm *pvm, struct mc_policy_lease *lease, char *err,
+                    size_t err_len)
+{
+        struct eo_state *st = state;
+        struct eo_settings s = eo_effective(st, plugin_vm_find(&st->vms, pvm->vm_id));
+
+        if (s.enforce)
+                lease->implicit = false;
+        return 0;
+}
+
 static void eo_vm_gone(void *state, uint64_t vm_id)
 {
         struct eo_state *st = state;
@@ -168,6 +183,7 @@ static const struct mc_policy_plugin eo_plugin = {
         .check = eo_check,
         .vm_gone = eo_vm_gone,
         .describe = eo_describe,
+        .lease = eo_lease,
 };
 
 __attribute__((visibility("default"))) const struct mc_policy_plugin *memconv_policy_plugin_v1(void);

@@ -81,6 +81,23 @@ struct mc_policy_setting {
         const char *value;
 };
 
+/*
+ * The terms of a lease (memconv-protocol(7), LEASES): conversions the VMM may
+ * apply on the vCPU thread without asking first, reporting each afterwards.
+ * lease() receives the terms the plugins before it left and may only narrow
+ * them. Every reported conversion is still passed to check() when it
+ * arrives; a verdict other than ALLOW there revokes the lease.
+ */
+struct mc_policy_lease {
+        bool implicit;              /* memory faults may be converted under it */
+        bool explicit_;             /* explicit requests may */
+        uint64_t max_bytes;         /* largest single conversion */
+        uint64_t conversions_per_sec; /* token bucket; 0 = unlimited */
+        uint64_t conversions_burst;
+        uint64_t bytes_per_sec;     /* 0 = unlimited */
+        uint64_t bytes_burst;
+};
+
 struct mc_policy_plugin {
         uint32_t abi_version;       /* MC_POLICY_ABI_VERSION */
         uint32_t size;              /* sizeof(struct mc_policy_plugin) */
@@ -140,6 +157,16 @@ struct mc_policy_plugin {
          * The first plugin in the chain with a label wins.
          */
         void (*label)(void *state, const struct mc_policy_vm *vm, char *buf, size_t len);
+
+        /**
+         * lease() - may @vm hold a lease, and on which terms? Narrow @lease
+         * (never widen it). A plugin without this entry point never lets a
+         * VM hold a lease: it sees every conversion before it happens.
+         * @err: why not, when refusing (shown by memconvctl show)
+         * Return: 0 to allow the (narrowed) terms, or a negative errno to refuse
+         */
+        int (*lease)(void *state, const struct mc_policy_vm *vm, struct mc_policy_lease *lease, char *err,
+                     size_t err_len);
 };
 
 /* The size of struct mc_policy_plugin before the optional entry points. */

@@ -222,6 +222,29 @@ static void rl_check(void *state, const struct mc_policy_request *req, struct mc
                  (unsigned long long) res->delay_usec);
 }
 
+/**
+ * rl_lease() - a lease carries this VM's buckets: libmemconv keeps them
+ * itself, and every leased conversion still passes rl_check() when it is
+ * reported (a conversion it would not have allowed revokes the lease)
+ */
+static int rl_lease(void *state, const struct mc_policy_vm *pvm, struct mc_policy_lease *lease, char *err,
+                    size_t err_len)
+{
+        struct rl_state *st = state;
+        struct rl_settings s = rl_effective(st, plugin_vm_find(&st->vms, pvm->vm_id));
+
+        if (s.refuse && (s.conv_rate || s.bytes_rate)) {
+                /* Over the limit a conversion fails: only the daemon can tell the guest so. */
+                snprintf(err, err_len, "mode=refuse needs every conversion checked first");
+                return -EPERM;
+        }
+        lease->conversions_per_sec = s.conv_rate;
+        lease->conversions_burst = s.conv_rate ? s.conv_burst : 0;
+        lease->bytes_per_sec = s.bytes_rate;
+        lease->bytes_burst = s.bytes_rate ? s.bytes_burst : 0;
+        return 0;
+}
+
 static void rl_vm_gone(void *state, uint64_t vm_id)
 {
         struct rl_state *st = state;
@@ -255,6 +278,7 @@ static const struct mc_policy_plugin rl_plugin = {
         .check = rl_check,
         .vm_gone = rl_vm_gone,
         .describe = rl_describe,
+        .lease = rl_lease,
 };
 
 __attribute__((visibility("default"))) const struct mc_policy_plugin *memconv_policy_plugin_v1(void);

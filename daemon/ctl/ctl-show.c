@@ -43,6 +43,7 @@ void ctl_json_vm(struct json_writer *j, const char *key, const Memconv__VmInfo *
         json_string(j, "name", ctl_str(vm->name, NULL));
         json_string(j, "state", ctl_str(vm->state, NULL));
         json_string(j, "domain", ctl_str(vm->domain, NULL));
+        json_string(j, "lease", ctl_str(vm->lease, NULL));
         json_i64(j, "pid", vm->pid);
         json_u64(j, "uid", vm->uid);
         json_string(j, "cc_type", cc_type_name(vm->cc_type));
@@ -99,6 +100,8 @@ static void show_print_text(const Memconv__VmInfo *vm)
                           " (%s), %s", r->slot, r->gpa, r->gpa + r->size, format_bytes(a, r->size),
                           r->has_shared ? "guest_memfd + shared memory" : "guest_memfd only");
         }
+        if (ctl_str(vm->lease, "")[0])
+                ctl_field(stdout, KEY_WIDTH, "Lease", "%s", vm->lease);
         ctl_field(stdout, KEY_WIDTH, "In flight", "%" PRIu64 " decision%s not yet applied, %" PRIu64
                   " request%s waiting", vm->in_flight, vm->in_flight == 1 ? "" : "s", vm->waiting,
                   vm->waiting == 1 ? "" : "s");

@@ -74,6 +74,9 @@ void ctl_json_stats(struct json_writer *j, const char *key, const Memconv__Conve
         json_u64(j, "policy_delayed", s->policy_delayed);
         json_u64(j, "journal_errors", s->journal_errors);
         json_u64(j, "reapplied", s->reapplied);
+        json_u64(j, "leased", s->leased);
+        json_u64(j, "lease_grants", s->lease_grants);
+        json_u64(j, "lease_revocations", s->lease_revocations);
         ctl_json_histogram(j, "decision_latency", s->decision_latency);
         ctl_json_histogram(j, "discard_latency", s->discard_latency);
         json_object_end(j);
@@ -118,6 +121,8 @@ void ctl_print_stats_fields(FILE *f, int key_width, const Memconv__ConversionSta
                   s->policy_delayed);
         ctl_field(f, key_width, "Journal", "%" PRIu64 " write errors; %" PRIu64 " decisions re-sent by a resumed VMM",
                   s->journal_errors, s->reapplied);
+        ctl_field(f, key_width, "Leases", "%" PRIu64 " conversions applied under a lease; %" PRIu64 " granted, %"
+                  PRIu64 " revoked", s->leased, s->lease_grants, s->lease_revocations);
         ctl_field(f, key_width, "Decision latency", "%s", latency_text(lat, sizeof(lat), s->decision_latency));
         ctl_field(f, key_width, "Discard latency", "%s", latency_text(lat, sizeof(lat), s->discard_latency));
 }
@@ -324,6 +329,10 @@ static const struct {
           offsetof(Memconv__ConversionStats, journal_errors) },
         { "reapplied_total", "Decisions a VMM re-sent after reconnecting (applied before a hang-up).",
           offsetof(Memconv__ConversionStats, reapplied) },
+        { "leased_total", "Committed conversions the VMM applied under a lease and reported after.",
+          offsetof(Memconv__ConversionStats, leased) },
+        { "lease_grants_total", "Leases granted.", offsetof(Memconv__ConversionStats, lease_grants) },
+        { "lease_revocations_total", "Leases revoked.", offsetof(Memconv__ConversionStats, lease_revocations) },
 };
 
 /**

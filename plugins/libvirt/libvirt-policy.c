@@ -298,6 +298,15 @@ static void lvp_label(void *state, const struct mc_policy_vm *vm, char *buf, siz
         pthread_mutex_unlock(&st->lock);
 }
 
+/**
+ * lvp_lease() - the plugin decides at attach time only: leases are fine
+ */
+static int lvp_lease(void *state, const struct mc_policy_vm *vm, struct mc_policy_lease *lease, char *err,
+                     size_t err_len)
+{
+        return 0;
+}
+
 static const struct mc_policy_plugin lvp_plugin = {
         .abi_version = MC_POLICY_ABI_VERSION,
         .size = sizeof(struct mc_policy_plugin),
@@ -310,6 +319,7 @@ static const struct mc_policy_plugin lvp_plugin = {
         .describe = lvp_describe,
         .attach = lvp_attach,
         .label = lvp_label,
+        .lease = lvp_lease,
 };
 
 __attribute__((visibility("default"))) const struct mc_policy_plugin *memconv_policy_plugin_v1(void);

@@ -24,11 +24,15 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kvm-compat.h"
 #include "memconv.h"
@@ -344,6 +348,27 @@ static int conv_parse_uuid(const char *s, uint8_t ret[16])
 }
 
 /**
+ * conv_lease_reader() - with --lease, handle memconvd's messages nobody
+ * waits for (grants, revocations, settled notices), as a VMM's main loop
+ * would: poll the client's fd, then mc_client_dispatch()
+ * @arg: the struct vmm
+ * Return: NULL
+ */
+static void *conv_lease_reader(void *arg)
+{
+        struct vmm *vmm = arg;
+
+        while (!atomic_load(&vmm->lease_stop)) {
+                struct pollfd p = { .fd = mc_client_fd(vmm->client), .events = POLLIN };
+
+                /* The fd changes when the library reconnects: poll briefly, look again. */
+                if (poll(&p, 1, 50) > 0 && mc_client_dispatch(vmm->client) < 0)
+                        usleep(10000);
+        }
+        return NULL;
+}
+
+/**
  * conv_setup() - prepare the conversion path of the chosen mode
  * @vmm: the VMM, with VM, backings and attribute backend set up
  *
@@ -398,6 +423,19 @@ int conv_setup(struct vmm *vmm)
                 return r;
         }
         vmm->client = c;
+        if (vmm->opt.lease) {
+                r = mc_client_set_lease(c, true);
+                if (r < 0) {
+                        vmm->client = mc_client_free(c);
+                        return r;
+                }
+                r = -pthread_create(&vmm->lease_thread, NULL, conv_lease_reader, vmm);
+                if (r < 0) {
+                        vmm->client = mc_client_free(c);
+                        return r;
+                }
+                vmm->lease_thread_started = true;
+        }
         return 0;
 }
 
@@ -407,6 +445,16 @@ int conv_setup(struct vmm *vmm)
  */
 void conv_teardown(struct vmm *vmm)
 {
+        if (vmm->lease_thread_started) {
+                struct mc_lease_stats ls = { 0 };
+
+                atomic_store(&vmm->lease_stop, true);
+                pthread_join(vmm->lease_thread, NULL);
+                vmm->lease_thread_started = false;
+                mc_client_lease_stats(vmm->client, &ls);
+                printf("vmm: lease: %" PRIu64 " leased, %" PRIu64 " asked, %" PRIu64 " granted, %" PRIu64
+                       " revoked\n", ls.leased, ls.asked, ls.grants, ls.revocations);
+        }
         if (vmm->client) {
                 mc_client_detach(vmm->client);
                 vmm->client = mc_client_free(vmm->client);

@@ -567,6 +567,9 @@ static void vmm_usage(FILE *f)
                 "                         slice up; --seconds counts from there)\n"
                 "  --hold                 after the scenarios (guests halted, files written), print\n"
                 "                         'vmm: holding' and stay attached until SIGUSR1\n"
+                "  --lease                daemon mode: ask memconvd for a policy lease and convert\n"
+                "                         under it when it covers a request; prints 'vmm: lease:'\n"
+                "                         counters at the end\n"
                 "  --verbose              one line per conversion event\n"
                 "  --help                 this text\n\n"
                 "Scenarios:\n",
@@ -625,6 +628,7 @@ int main(int argc, char **argv)
                 { "applied-out", required_argument, NULL, 'A' },
                 { "start-signal", no_argument, NULL, 'W' },
                 { "hold", no_argument, NULL, 'H' },
+                { "lease", no_argument, NULL, 'L' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -746,6 +750,9 @@ int main(int argc, char **argv)
                         break;
                 case 'H':
                         vmm.opt.hold = true;
+                        break;
+                case 'L':
+                        vmm.opt.lease = true;
                         break;
                 case 'v':
                         vmm.opt.verbose = true;

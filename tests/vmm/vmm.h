@@ -237,6 +237,7 @@ struct vmm_options {
         bool hold;               /* after the scenarios, stay attached until SIGUSR1 */
         const char *stats_out;   /* JSON: per-vCPU counts and latency */
         const char *applied_out; /* every applied range, per vCPU, in order */
+        bool lease;              /* daemon mode: ask memconvd for a policy lease */
 };
 
 struct vmm {
@@ -255,6 +256,9 @@ struct vmm {
         size_t run_size;
         struct attr *attr;         /* owned */
         struct mc_client *client;  /* owned, daemon mode */
+        pthread_t lease_thread;    /* --lease: reads memconvd's messages while vCPUs are busy or idle */
+        bool lease_thread_started;
+        atomic_bool lease_stop;
         struct vcpu *vcpus;        /* owned array of opt.vcpus */
         struct vmm_stats stats;
         atomic_uint race_readers_done; /* scenario "race": readers that stopped */

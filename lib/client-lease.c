@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * client-lease.c - converting under a policy lease (memconv-protocol(7),
+ * LEASES): the vCPU thread applies the attributes itself and reports the
+ * conversion afterwards, without waiting for memconvd.
+ *
+ * Theory of operation. memconvd grants a lease (Lease) with terms: which
+ * kinds of conversion, the largest size, token buckets. A request is
+ * converted under it only if all of these hold, checked under the client
+ * lock:
+ *   - a lease is in force and covers the kind and size;
+ *   - the range lies inside one registered region (anything else, MMIO
+ *     included, is memconvd's to decide);
+ *   - the buckets have tokens;
+ *   - the range overlaps no tracked range (DESIGN rule 4): no conversion of
+ *     ours whose discard memconvd has not finished (Settled), and no
+ *     request of ours still waiting for its Decision. Otherwise a late
+ *     discard of the old backing could destroy what the guest writes next.
+ *     Such a request goes to memconvd, which makes it wait for the discard.
+ * Then the range is tracked, the lock dropped, the attributes applied, and
+ * LeasedApplied sent (no answer on success). The conversion is kept, like
+ * an applied decision, until Committed says it is durable, to be re-sent
+ * after a daemon restart.
+ *
+ * Revocation: memconvd sends Lease{revoked}; no new conversion starts under
+ * it, and once the last one being applied has been reported, LeaseReturned
+ * goes back (reports and the return travel on one socket, in order). While
+ * a lease is wanted, every request asked of memconvd is tracked from
+ * before it is sent until its Decision, and, if applied, until Settled.
+ *
+ * Reading: nobody waits for an answer under a lease, so the leased path
+ * itself drains the socket (non-blocking) when a range it needs is still
+ * tracked, and every LEASE_DRAIN_EVERY conversions; mc_client_dispatch()
+ * does the same for a VMM's event loop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "client-internal.h"
+#include "frame.h"
+#include "macro.h"
+#include "message.h"
+
+#define LEASE_DRAIN_EVERY 32
+
+/** lease_now_usec() - CLOCK_MONOTONIC in microseconds */
+static uint64_t lease_now_usec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+void client_lease_init(mc_client *c)
+{
+        pthread_cond_init(&c->lease.idle, NULL);
+}
+
+void client_lease_free(mc_client *c)
+{
+        free(c->lease.busy);
+        c->lease.busy = NULL;
+        c->lease.n_busy = c->lease.cap_busy = 0;
+        pthread_cond_destroy(&c->lease.idle);
+}
+
+/**
+ * busy_add() - track [start, end) under @key (@c locked)
+ * Return: 0 or -ENOMEM
+ */
+static int busy_add(mc_client *c, uint64_t start, uint64_t end, enum mc_busy_kind kind, uint64_t key)
+{
+        struct mc_lease_state *l = &c->lease;
+
+        if (l->n_busy == l->cap_busy) {
+                size_t nc = l->cap_busy ? l->cap_busy * 2 : 64;
+                struct mc_busy *nb = realloc(l->busy, nc * sizeof(*nb));
+
+                if (!nb)
+                        return -ENOMEM;
+                l->busy = nb;
+                l->cap_busy = nc;
+        }
+        l->busy[l->n_busy++] = (struct mc_busy) { start, end, key, kind };
+        return 0;
+}
+
+/**
+ * busy_find() - the tracked entry of @kind and @key (@c locked)
+ * Return: its index, or -1
+ */
+static ssize_t busy_find(const mc_client *c, enum mc_busy_kind kind, uint64_t key)
+{
+        /* Newest last: the ones looked up are usually recent. */
+        for (size_t i = c->lease.n_busy; i-- > 0;)
+                if (c->lease.busy[i].key == key && c->lease.busy[i].kind == kind)
+                        return (ssize_t) i;
+        return -1;
+}
+
+/** busy_drop() - forget the entry at @i (@c locked); order does not matter */
+static void busy_drop(mc_client *c, size_t i)
+{
+        c->lease.busy[i] = c->lease.busy[--c->lease.n_busy];
+}
+
+/** busy_overlaps() - whether [start, end) overlaps a tracked range (@c locked) */
+static bool busy_overlaps(const mc_client *c, uint64_t start, uint64_t end)
+{
+        for (size_t i = 0; i < c->lease.n_busy; i++)
+                if (c->lease.busy[i].start < end && start < c->lease.busy[i].end)
+                        return true;
+        return false;
+}
+
+/**
+ * lease_send_returned() - give lease @id back (@c locked)
+ */
+static void lease_send_returned(mc_client *c, uint64_t id)
+{
+        Memconv__Message msg = MEMCONV__MESSAGE__INIT;
+        Memconv__LeaseReturned lr = MEMCONV__LEASE_RETURNED__INIT;
+        int r;
+
+        lr.lease_id = id;
+        msg.id = ++c->next_id;  /* an error would be answered with it */
+        msg.body_case = MEMCONV__MESSAGE__BODY_LEASE_RETURNED;
+        msg.lease_returned = &lr;
+        r = mc_frame_send(c->sock, &msg, NULL, 0);
+        if (r < 0)
+                client_fail(c, r);
+}
+
+/**
+ * lease_inflight_done() - a leased conversion has been reported (@c locked)
+ */
+static void lease_inflight_done(mc_client *c)
+{
+        struct mc_lease_state *l = &c->lease;
+
+        if (--l->inflight > 0)
+                return;
+        if (l->returning && !c->dead && !c->reconnecting) {
+                lease_send_returned(c, l->returning);
+                l->returning = 0;
+        }
+        pthread_cond_broadcast(&l->idle);
+}
+
+bool client_lease_message(mc_client *c, const Memconv__Message *m)
+{
+        struct mc_lease_state *l = &c->lease;
+
+        if (m->body_case == MEMCONV__MESSAGE__BODY_SETTLED) {
+                const Memconv__Settled *s = m->settled;
+
+                for (size_t i = 0; i < s->n_decision_ids; i++) {
+                        ssize_t k = busy_find(c, MC_BUSY_DECISION, s->decision_ids[i]);
+
+                        if (k >= 0)
+                                busy_drop(c, (size_t) k);
+                }
+                for (size_t i = 0; i < s->n_lease_seqs; i++) {
+                        ssize_t k = busy_find(c, MC_BUSY_LEASED, s->lease_seqs[i]);
+
+                        if (k >= 0)
+                                busy_drop(c, (size_t) k);
+                }
+                return true;
+        }
+        if (m->body_case != MEMCONV__MESSAGE__BODY_LEASE)
+                return false;
+        if (m->lease->revoked) {
+                if (m->lease->lease_id != l->id)
+                        return true;  /* not ours (any more) */
+                l->id = 0;
+                l->stats.active = false;
+                l->stats.lease_id = 0;
+                l->stats.revocations++;
+                if (l->inflight == 0)
+                        lease_send_returned(c, m->lease->lease_id);
+                else
+                        l->returning = m->lease->lease_id;
+                return true;
+        }
+        /* Kept even when given up meanwhile (lease_covers() then refuses to use it): memconvd
+         * revokes it when it sees that, and expects it back. */
+        l->id = m->lease->lease_id;
+        l->implicit = m->lease->implicit;
+        l->explicit_ = m->lease->explicit_;
+        l->max_bytes = m->lease->max_bytes;
+        l->conv_rate = m->lease->conversions_per_sec;
+        l->conv_burst = m->lease->conversions_burst ? m->lease->conversions_burst : 1;
+        l->bytes_rate = m->lease->bytes_per_sec;
+        l->bytes_burst = m->lease->bytes_burst;
+        l->conv_tokens = (double) l->conv_burst;
+        l->bytes_tokens = (double) l->bytes_burst;
+        l->tokens_usec = lease_now_usec();
+        l->stats.active = true;
+        l->stats.lease_id = l->id;
+        l->stats.grants++;
+        return true;
+}
+
+void client_lease_committed(mc_client *c, const Memconv__Committed *m)
+{
+        for (size_t i = 0; i < m->n_lease_seqs; i++) {
+                struct mc_applied_rec **p, *prev = NULL;
+
+                for (p = &c->unacked; *p; prev = *p, p = &(*p)->next)
+                        if ((*p)->lease_seq == m->lease_seqs[i]) {
+                                struct mc_applied_rec *rec = *p;
+
+                                *p = rec->next;
+                                if (c->unacked_tail == rec)
+                                        c->unacked_tail = prev;
+                                c->n_unacked--;
+                                free(rec);
+                                break;
+                        }
+        }
+}
+
+/**
+ * lease_drain() - handle whatever memconvd sent, without blocking, unless
+ * another thread is reading (@c locked; the lock is dropped while reading)
+ * Return: messages handled, or negative errno
+ */
+static int lease_drain(mc_client *c)
+{
+        int handled = 0;
+
+        while (!c->reading && !c->dead) {
+                Memconv__Message *m = NULL;
+                int rfds[MC_FRAME_MAX_FDS];
+                size_t n = 0;
+                int r;
+
+                c->reading = true;
+                pthread_mutex_unlock(&c->lock);
+                r = mc_frame_recv(c->sock, MSG_DONTWAIT, &m, rfds, &n);
+                if (r >= 0)
+                        mc_frame_close_fds(rfds, n); /* the daemon sends none */
+                pthread_mutex_lock(&c->lock);
+                c->reading = false;
+                if (r == -EAGAIN || r == -EWOULDBLOCK)
+                        break;
+                if (r < 0) {
+                        client_fail(c, r == -EMSGSIZE || r == -EBADMSG ? -EPROTO : r);
+                        return r;
+                }
+                client_dispatch(c, m);
+                handled++;
+        }
+        /* A waiter may have been woken while we read: let it read now. */
+        for (struct mc_waiter *w = c->waiters; w; w = w->next)
+                if (!w->done) {
+                        pthread_cond_signal(&w->cond);
+                        break;
+                }
+        return c->dead ? c->dead : handled;
+}
+
+/**
+ * lease_tokens() - take the bucket tokens for @size bytes (@c locked)
+ * Return: true if the buckets allowed it
+ */
+static bool lease_tokens(mc_client *c, uint64_t size)
+{
+        struct mc_lease_state *l = &c->lease;
+        double need_bytes;
+        uint64_t now;
+
+        if (!l->conv_rate && !l->bytes_rate)
+                return true;
+        now = lease_now_usec();
+        if (now > l->tokens_usec) {
+                double dt = (double) (now - l->tokens_usec) / 1e6;
+
+                l->conv_tokens += dt * (double) l->conv_rate;
+                if (l->conv_tokens > (double) l->conv_burst)
+                        l->conv_tokens = (double) l->conv_burst;
+                l->bytes_tokens += dt * (double) l->bytes_rate;
+                if (l->bytes_tokens > (double) l->bytes_burst)
+                        l->bytes_tokens = (double) l->bytes_burst;
+                l->tokens_usec = now;
+        }
+        /* As memconvd's rate-limit plugin: a conversion takes at most a whole byte bucket. */
+        need_bytes = (double) size < (double) l->bytes_burst ? (double) size : (double) l->bytes_burst;
+        if ((l->conv_rate && l->conv_tokens < 1.0) || (l->bytes_rate && l->bytes_tokens < need_bytes))
+                return false;
+        if (l->conv_rate)
+                l->conv_tokens -= 1.0;
+        if (l->bytes_rate)
+                l->bytes_tokens -= need_bytes;
+        return true;
+}
+
+/**
+ * lease_in_region() - whether [gpa, gpa+size) lies inside one registered region (@c locked)
+ */
+static bool lease_in_region(const mc_client *c, uint64_t gpa, uint64_t size)
+{
+        for (size_t i = 0; i < c->n_regions; i++) {
+                const struct mc_region_info *r = &c->regions[i].info;
+
+                if (gpa >= r->gpa && gpa + size <= r->gpa + r->size)
+                        return true;
+        }
+        return false;
+}
+
+/**
+ * lease_covers() - the checks that need no socket: in force, kind, size,
+ * region, alignment (@c locked)
+ */
+static bool lease_covers(const mc_client *c, uint64_t gpa, uint64_t size, bool implicit)
+{
+        const struct mc_lease_state *l = &c->lease;
+
+        return l->id && l->wanted && !c->dead && !c->reconnecting && (implicit ? l->implicit : l->explicit_) &&
+               size > 0 && size <= l->max_bytes && !((gpa | size) & 4095) && gpa + size > gpa &&
+               lease_in_region(c, gpa, size);
+}
+
+int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private, bool implicit,
+                     int source)
+{
+        struct mc_lease_state *l = &c->lease;
+        Memconv__Message msg = MEMCONV__MESSAGE__INIT;
+        Memconv__LeasedApplied la = MEMCONV__LEASED_APPLIED__INIT;
+        mc_apply_fn fn;
+        void *ud;
+        uint64_t seq, lease_id;
+        int r;
+
+        pthread_mutex_lock(&c->lock);
+        if (!lease_covers(c, gpa, size, implicit) || !c->apply)
+                goto not_covered;
+        if (++l->since_drain >= LEASE_DRAIN_EVERY || busy_overlaps(c, gpa, gpa + size)) {
+                /* Settled notices may be waiting in the socket. */
+                l->since_drain = 0;
+                (void) lease_drain(c);
+                if (!lease_covers(c, gpa, size, implicit) || busy_overlaps(c, gpa, gpa + size))
+                        goto not_covered;
+        }
+        if (!lease_tokens(c, size))
+                goto not_covered;
+        seq = ++l->next_seq;
+        if (busy_add(c, gpa, gpa + size, MC_BUSY_LEASED, seq) < 0)
+                goto not_covered;
+        lease_id = l->id;
+        l->inflight++;
+        fn = c->apply;
+        ud = c->apply_userdata;
+        pthread_mutex_unlock(&c->lock);
+
+        r = fn(ud, gpa, size, to_private);
+
+        pthread_mutex_lock(&c->lock);
+        if (r < 0) {
+                /* Nothing changed in KVM: nothing to report or keep off the lease. */
+                ssize_t k = busy_find(c, MC_BUSY_LEASED, seq);
+
+                if (k >= 0)
+                        busy_drop(c, (size_t) k);
+                lease_inflight_done(c);
+                pthread_mutex_unlock(&c->lock);
+                return r;
+        }
+        /* Kept until Committed; a reconnect waits for us (inflight) and re-sends it. Out of
+         * memory it is only reported: lost if memconvd also dies before journaling it. */
+        (void) client_recover_leased(c, seq, vcpu, gpa, size, to_private, implicit, source);
+        l->stats.leased++;
+        if (!c->dead && !c->reconnecting) {
+                la.lease_id = lease_id;
+                la.seq = seq;
+                la.vcpu = vcpu;
+                la.gpa = gpa;
+                la.size = size;
+                la.to = to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
+                la.implicit = implicit;
+                la.source = (Memconv__ConvertSource) source;
+                msg.id = ++c->next_id;  /* an error would be answered with it */
+                msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
+                msg.leased_applied = &la;
+                /* Sent under the lock: a LeaseReturned must never overtake it. */
+                r = mc_frame_send(c->sock, &msg, NULL, 0);
+                if (r < 0)
+                        client_fail(c, r);
+        }
+        lease_inflight_done(c);
+        pthread_mutex_unlock(&c->lock);
+        return 1;
+
+not_covered:
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+}
+
+uint64_t client_lease_track_request(mc_client *c, uint64_t gpa, uint64_t size)
+{
+        uint64_t key = 0;
+
+        pthread_mutex_lock(&c->lock);
+        if (c->lease.wanted && size > 0 && gpa + size > gpa) {
+                key = ++c->lease.next_key;
+                if (busy_add(c, gpa, gpa + size, MC_BUSY_REQUEST, key) < 0)
+                        key = 0;
+                c->lease.stats.asked++;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return key;
+}
+
+void client_lease_request_done(mc_client *c, uint64_t key, uint64_t decision_id)
+{
+        ssize_t k;
+
+        if (!key)
+                return;
+        pthread_mutex_lock(&c->lock);
+        k = busy_find(c, MC_BUSY_REQUEST, key);
+        if (k >= 0) {
+                if (decision_id) {
+                        c->lease.busy[k].kind = MC_BUSY_DECISION;
+                        c->lease.busy[k].key = decision_id;
+                } else
+                        busy_drop(c, (size_t) k);
+        }
+        pthread_mutex_unlock(&c->lock);
+}
+
+void client_lease_reset(mc_client *c)
+{
+        struct mc_lease_state *l = &c->lease;
+
+        while (l->inflight > 0)
+                pthread_cond_wait(&l->idle, &c->lock);
+        if (l->id) {
+                l->stats.active = false;
+                l->stats.lease_id = 0;
+        }
+        l->id = 0;
+        l->returning = 0;
+        l->n_busy = 0;
+}
+
+/* ------------------------------------------------------------------ public */
+
+_public_ int mc_client_set_lease(mc_client *c, bool want)
+{
+        Memconv__Message msg = MEMCONV__MESSAGE__INIT;
+        Memconv__LeaseRequest lr = MEMCONV__LEASE_REQUEST__INIT;
+        bool was;
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        if (!c->attached)
+                return -ENOTCONN;
+        pthread_mutex_lock(&c->lock);
+        was = c->lease.wanted;
+        /* Track from before the request: memconvd counts on it from then on. */
+        c->lease.wanted = want;  /* without it lease_covers() refuses at once; memconvd revokes */
+        pthread_mutex_unlock(&c->lock);
+
+        lr.want = want;
+        msg.body_case = MEMCONV__MESSAGE__BODY_LEASE_REQUEST;
+        msg.lease_request = &lr;
+        r = client_simple_call(c, &msg, NULL, 0);
+        if (r < 0) {
+                pthread_mutex_lock(&c->lock);
+                c->lease.wanted = was;
+                pthread_mutex_unlock(&c->lock);
+        }
+        return r;
+}
+
+_public_ int mc_client_dispatch(mc_client *c)
+{
+        int r;
+
+        if (!c)
+                return -EINVAL;
+        pthread_mutex_lock(&c->lock);
+        r = lease_drain(c);
+        pthread_mutex_unlock(&c->lock);
+        return r;
+}
+
+_public_ void mc_client_lease_stats(mc_client *c, struct mc_lease_stats *ret)
+{
+        if (!c || !ret)
+                return;
+        pthread_mutex_lock(&c->lock);
+        *ret = c->lease.stats;
+        ret->tracked = c->lease.n_busy;
+        pthread_mutex_unlock(&c->lock);
+}
