@@ -561,8 +561,9 @@ static int handle_leased_applied(struct session *s, const Memconv__Message *m, i
                 /* Applied by the VMM against its lease, or not this VM's memory: not recorded.
                  * The lease ends here; the VMM asks the daemon from now on. */
                 log_warning("VM %s: %s", s->vm->name, e.text);
+                (void) session_reply_error(s, m, &e);
                 lease_revoke(s->vm, "a conversion under it was refused", LEASE_HOLD_USEC);
-                return session_reply_error(s, m, &e);
+                return 0;
         }
         return 0;
 }
