@@ -8,9 +8,11 @@ minutes apart under the same load:
   floor       SOCK_SEQPACKET ping-pong between two processes (same core, cross core, free) and
               the real KVM_EXIT_IO round trip of a two-instruction guest (memconv-bench);
   conversion  the same guests converting in the VMM as QEMU does ("inline", the baseline) and
-              through a real memconvd + libmemconv ("memconvd"), for 4 KiB / 64 KiB / 2 MiB,
-              1 and 2 vCPUs, 1 and 16 VMs, explicit (MAP_GPA_RANGE) and implicit (memory fault),
-              and the daemon placed on the vCPU's core or the other one;
+              through a real memconvd + libmemconv, asking it for each conversion ("memconvd")
+              and under a policy lease ("memconvd-lease": libmemconv applies at once and reports
+              after; memconvd still records and discards), for 4 KiB / 64 KiB / 2 MiB, 1 and 2
+              vCPUs, 1 and 16 VMs, explicit (MAP_GPA_RANGE) and implicit (memory fault), and the
+              daemon placed on the vCPU's core or the other one;
   range map   lib/rangemap at 10^3..10^6 fragmented ranges against a per-page bitmap;
   journal     conversions/s and latency with the durable journal against --journal=no, when the
               daemon has a journal (else a "not yet measurable" row, never an invented number);
@@ -18,7 +20,7 @@ minutes apart under the same load:
               journal of 10^4, 10^5 and 10^6 change records (tests/bench/gen-journal), its RSS
               after the load, and the restored state checked against what the generator expects.
 
-Each conversion configuration runs RUNS times, inline and memconvd alternating, each memconvd run
+Each conversion configuration runs RUNS times, inline, memconvd and memconvd-lease alternating, each daemon run
 on a fresh daemon on a private socket. A row's median is the median of the runs' medians, its p99
 the median of the runs' p99s. Rows: name, median, p99, unit, baseline, ratio, target, met.
 """
@@ -231,6 +233,8 @@ class Suite:
         self.rows = []
         self.raw = []
         self.gen_cache = {}  # restart: state directory -> what gen-journal wrote there
+        # Lease mode needs a daemon that grants leases (memconvd 0.2).
+        self.a.lease = not args.no_lease and daemon_supports(self.daemon, "--leases")
 
     def row(self, name, median, p99, unit, baseline=None, ratio=None, target=None, met=None, **extra):
         r = {"name": name, "median": median, "p99": p99, "unit": unit, "baseline": baseline,
@@ -318,41 +322,49 @@ class Suite:
         for kind, size, vcpus, vms, placement in self.conversion_configs():
             label = f"conv.{kind}.{SIZES[size]}.{vms}vm.{vcpus}vcpu.{placement}"
             log(f"conversion: {label}")
-            res = {"inline": [], "daemon": []}
-            extras = []
+            modes = ("inline", "daemon", "lease") if self.a.lease else ("inline", "daemon")
+            res = {m: [] for m in modes}
+            extras = {m: [] for m in modes}
             for _ in range(self.a.runs):
-                for mode in ("inline", "daemon"):
+                for mode in modes:
                     lines, extra = self.one_conversion_run(mode, kind, size, vcpus, vms, placement, label)
                     res[mode].append(lines)
-                    if mode == "daemon":
-                        extras.append(extra)
+                    extras[mode].append(extra)
 
             def agg(mode, metric, field="median"):
                 return med(r[metric][field] for r in res[mode])
 
-            lat_target = {4 * KIB: 1.3, 2 * MIB: 0.2}.get(size)
+            # The issue's targets: 4 KiB <= 1.3x and 2 MiB <= 0.2x through the daemon; under a
+            # lease (the stretch) 4 KiB <= 1.0x. Both modes are held to the 2-vCPU throughput one.
+            lat_target = {"daemon": {4 * KIB: 1.3, 2 * MIB: 0.2}.get(size),
+                          "lease": {4 * KIB: 1.0, 2 * MIB: 0.2}.get(size)}
+            base_lat = {}
             for metric, unit in (("latency", "us"), ("roundtrip", "us")):
                 base = f"{label}.inline.{metric}"
+                base_lat[metric] = base
                 self.row(base, agg("inline", metric), agg("inline", metric, "p99"), unit,
                          to_private=agg("inline", metric, "median_to_private"),
                          to_shared=agg("inline", metric, "median_to_shared"))
-                self.compare(f"{label}.memconvd.{metric}", agg("daemon", metric),
-                             agg("daemon", metric, "p99"), unit, base, agg("inline", metric),
-                             lat_target if metric == "latency" else None, "<=",
-                             to_private=agg("daemon", metric, "median_to_private"),
-                             to_shared=agg("daemon", metric, "median_to_shared"))
             base = f"{label}.inline.throughput"
             self.row(base, agg("inline", "throughput"), None, "conv/s")
-            self.compare(f"{label}.memconvd.throughput", agg("daemon", "throughput"), None, "conv/s",
-                         base, agg("inline", "throughput"), 1.0 if vcpus == 2 else None, ">=")
-            base = f"{label}.inline.vmm_cpu"
-            self.row(base, agg("inline", "throughput", "vmm_cpu_us_per_conv"), None, "us/conv")
-            self.compare(f"{label}.memconvd.vmm_cpu", agg("daemon", "throughput", "vmm_cpu_us_per_conv"),
-                         None, "us/conv", base, agg("inline", "throughput", "vmm_cpu_us_per_conv"))
-            self.row(f"{label}.memconvd.daemon_cpu", med(e["daemon_cpu_us_per_conv"] for e in extras),
-                     None, "us/conv")
-            self.row(f"{label}.memconvd.daemon_rss", med(e["daemon_rss_kib"] for e in extras), None,
-                     "KiB", hwm_kib=max(e["daemon_hwm_kib"] or 0 for e in extras))
+            base_cpu = f"{label}.inline.vmm_cpu"
+            self.row(base_cpu, agg("inline", "throughput", "vmm_cpu_us_per_conv"), None, "us/conv")
+            for mode in modes[1:]:
+                name = {"daemon": "memconvd", "lease": "memconvd-lease"}[mode]
+                for metric, unit in (("latency", "us"), ("roundtrip", "us")):
+                    self.compare(f"{label}.{name}.{metric}", agg(mode, metric),
+                                 agg(mode, metric, "p99"), unit, base_lat[metric], agg("inline", metric),
+                                 lat_target[mode] if metric == "latency" else None, "<=",
+                                 to_private=agg(mode, metric, "median_to_private"),
+                                 to_shared=agg(mode, metric, "median_to_shared"))
+                self.compare(f"{label}.{name}.throughput", agg(mode, "throughput"), None, "conv/s",
+                             base, agg("inline", "throughput"), 1.0 if vcpus == 2 else None, ">=")
+                self.compare(f"{label}.{name}.vmm_cpu", agg(mode, "throughput", "vmm_cpu_us_per_conv"),
+                             None, "us/conv", base_cpu, agg("inline", "throughput", "vmm_cpu_us_per_conv"))
+                self.row(f"{label}.{name}.daemon_cpu", med(e["daemon_cpu_us_per_conv"] for e in extras[mode]),
+                         None, "us/conv")
+                self.row(f"{label}.{name}.daemon_rss", med(e["daemon_rss_kib"] for e in extras[mode]), None,
+                         "KiB", hwm_kib=max(e["daemon_hwm_kib"] or 0 for e in extras[mode]))
 
     # ------------------------------------------------------------------ range map
     def rangemap_curve(self):
@@ -644,6 +656,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="runs per configuration (default 5)")
     ap.add_argument("--quick", action="store_true", help="fewer samples, for a smoke test")
     ap.add_argument("--only", default="floor,conversions,rangemap,journal,restart")
+    ap.add_argument("--no-lease", action="store_true",
+                    help="do not measure the lease mode (memconvd-lease rows)")
     ap.add_argument("--rangemap-max", type=int, default=1000000)
     ap.add_argument("--restart-records", default="10000,100000,1000000",
                     help="journal sizes (change records) of the restart section")

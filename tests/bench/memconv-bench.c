@@ -26,6 +26,9 @@
  *  - mode "daemon": mc_handle_exit() of libmemconv, which asks memconvd,
  *    flips the attribute through our callback, reports Applied and lets
  *    memconvd discard off the vCPU's path;
+ *  - mode "lease": as "daemon", with a policy lease (mc_client_set_lease()):
+ *    libmemconv flips the attribute on the vCPU thread at once and reports
+ *    the conversion to memconvd afterwards, which records and discards it;
  *  - mode "floor": nothing (the raw KVM exit round trip).
  *
  * The attribute flip is the same software stand-in in both modes (this
@@ -49,7 +52,7 @@
  *
  * Usage:
  *   memconv-bench pingpong --placement same|cross|free [--iterations N]
- *   memconv-bench kvm --mode floor|inline|daemon [--socket PATH] [--size BYTES]
+ *   memconv-bench kvm --mode floor|inline|daemon|lease [--socket PATH] [--size BYTES]
  *                 [--vcpus N] [--vms N] [--kind explicit|implicit]
  *                 [--per-round N] [--rounds N] [--placement same|free]
  *                 [--label TEXT]
@@ -98,6 +101,7 @@ enum bench_mode { MODE_FLOOR, MODE_INLINE, MODE_DAEMON };
 
 struct options {
         enum bench_mode mode;
+        bool lease;             /* mode "lease": MODE_DAEMON with a lease */
         const char *socket;
         uint64_t size;
         unsigned vcpus, vms, per_round, rounds;
@@ -387,6 +391,24 @@ static int vm_setup(struct vm *vm)
                 r = mc_client_register_region(vm->client, &region);
                 if (r < 0)
                         return r;
+                if (opt.lease) {
+                        struct mc_lease_stats ls = { 0 };
+
+                        r = mc_client_set_lease(vm->client, true);
+                        if (r < 0)
+                                return r;
+                        /* The grant follows the answer: wait for it, reading as a main loop would. */
+                        for (unsigned i = 0; i < 5000 && !ls.active; i++) {
+                                (void) mc_client_dispatch(vm->client);
+                                mc_client_lease_stats(vm->client, &ls);
+                                if (!ls.active)
+                                        usleep(1000);
+                        }
+                        if (!ls.active) {
+                                fprintf(stderr, "memconv-bench: memconvd granted no lease\n");
+                                return -EPERM;
+                        }
+                }
         }
         return 0;
 }
@@ -531,6 +553,8 @@ static void *vcpu_thread(void *arg)
                 /* memconvd discards asynchronously: the round ends when the backing is gone */
                 if (opt.mode == MODE_DAEMON) {
                         while (area_resident(discarded, base, area, vec)) {
+                                if (opt.lease)
+                                        (void) mc_client_dispatch(vm->client);
                                 if (bench_now_ns() - t0 > DRAIN_TIMEOUT_NS) {
                                         fprintf(stderr, "memconv-bench: discards did not finish\n");
                                         goto fail;
@@ -724,7 +748,9 @@ int main(int argc, char **argv)
         while ((c = getopt_long(argc - 1, argv + 1, "", longopts, NULL)) >= 0) {
                 switch (c) {
                 case 'm':
-                        opt.mode = !strcmp(optarg, "floor") ? MODE_FLOOR : !strcmp(optarg, "daemon") ? MODE_DAEMON : MODE_INLINE;
+                        opt.lease = !strcmp(optarg, "lease");
+                        opt.mode = !strcmp(optarg, "floor") ? MODE_FLOOR :
+                                   !strcmp(optarg, "daemon") || opt.lease ? MODE_DAEMON : MODE_INLINE;
                         break;
                 case 's': opt.socket = optarg; break;
                 case 'z': opt.size = strtoull(optarg, NULL, 0); break;
@@ -753,7 +779,7 @@ int main(int argc, char **argv)
                 return 1;
         }
         if (opt.mode == MODE_DAEMON && !opt.socket) {
-                fprintf(stderr, "memconv-bench: --mode daemon needs --socket\n");
+                fprintf(stderr, "memconv-bench: --mode daemon and lease need --socket\n");
                 return 1;
         }
         return cmd_kvm();
