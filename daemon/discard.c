@@ -5,6 +5,13 @@
  * Two lists under one mutex: `queue` (submitted, FIFO) and `done`
  * (finished, waiting for the loop). Workers sleep on a condition variable;
  * the loop is woken through an eventfd, drains `done` and runs callbacks.
+ *
+ * Batching, because a conversion storm submits many small jobs: a worker
+ * takes up to DISCARD_BATCH queued jobs at once, punches runs of them that
+ * are contiguous in one file with a single fallocate() (a guest converting
+ * a buffer page by page), and posts them back together; the eventfd is
+ * written only when `done` was empty, since the loop drains all of it.
+ * Every job still gets its own result: that of the punch that covered it.
  * Nothing but the lists and counters is shared with the workers; the
  * retry timer and its backoff belong to the loop alone.
  */
@@ -41,6 +48,9 @@ struct discarder {
         void *retry_userdata;
 };
 
+/* Most jobs a worker takes at once. */
+#define DISCARD_BATCH 64
+
 static uint64_t now_usec(void)
 {
         struct timespec ts;
@@ -67,38 +77,71 @@ static void job_append(struct discard_job **head, struct discard_job **tail, str
  * @arg: the discarder
  * Return: NULL
  */
+/**
+ * discard_punch_batch() - punch @n jobs, one fallocate() per run of jobs
+ * contiguous in one file; each job gets the result of the punch covering it
+ */
+static void discard_punch_batch(struct discarder *dc, struct discard_job **jobs, size_t n)
+{
+        for (size_t i = 0; i < n;) {
+                struct discard_job *first = jobs[i];
+                uint64_t start = now_usec(), end_off = first->offset + first->length;
+                size_t k = i + 1;
+                int error = 0;
+
+                if (dc->stopping || __atomic_load_n(&first->region->dead, __ATOMIC_ACQUIRE)) {
+                        first->error = -ECANCELED;
+                        first->start_usec = first->end_usec = start;
+                        i++;
+                        continue;
+                }
+                while (k < n && jobs[k]->fd == first->fd && jobs[k]->offset == end_off &&
+                       !__atomic_load_n(&jobs[k]->region->dead, __ATOMIC_ACQUIRE)) {
+                        end_off += jobs[k]->length;
+                        k++;
+                }
+                if (fallocate(first->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t) first->offset,
+                              (off_t) (end_off - first->offset)) < 0)
+                        error = negative_errno();
+                for (; i < k; i++) {
+                        jobs[i]->error = error;
+                        jobs[i]->start_usec = start;
+                        jobs[i]->end_usec = now_usec();
+                }
+        }
+}
+
 static void *discard_worker(void *arg)
 {
         struct discarder *dc = arg;
 
         pthread_mutex_lock(&dc->lock);
         for (;;) {
-                struct discard_job *job;
+                struct discard_job *jobs[DISCARD_BATCH];
                 uint64_t one = 1;
+                bool was_empty;
+                size_t n = 0;
 
                 while (!dc->queue_head && !dc->stopping)
                         pthread_cond_wait(&dc->cond, &dc->lock);
                 if (!dc->queue_head)
                         break;
-                job = dc->queue_head;
-                dc->queue_head = job->next;
+                while (dc->queue_head && n < DISCARD_BATCH) {
+                        jobs[n++] = dc->queue_head;
+                        dc->queue_head = dc->queue_head->next;
+                }
                 if (!dc->queue_head)
                         dc->queue_tail = NULL;
                 pthread_mutex_unlock(&dc->lock);
 
-                job->start_usec = now_usec();
-                if (dc->stopping || __atomic_load_n(&job->region->dead, __ATOMIC_ACQUIRE))
-                        job->error = -ECANCELED;
-                else if (fallocate(job->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                                   (off_t) job->offset, (off_t) job->length) < 0)
-                        job->error = negative_errno();
-                else
-                        job->error = 0;
-                job->end_usec = now_usec();
+                discard_punch_batch(dc, jobs, n);
 
                 pthread_mutex_lock(&dc->lock);
-                job_append(&dc->done_head, &dc->done_tail, job);
-                (void) !write(dc->efd, &one, sizeof(one));
+                was_empty = !dc->done_head;
+                for (size_t i = 0; i < n; i++)
+                        job_append(&dc->done_head, &dc->done_tail, jobs[i]);
+                if (was_empty)
+                        (void) !write(dc->efd, &one, sizeof(one));
         }
         pthread_mutex_unlock(&dc->lock);
         return NULL;

@@ -83,6 +83,32 @@ echo "vcpus: $conversions conversions, $(stat_of vcpus discards) discards, $erro
 # Every conversion's discard failed at least once (retries may add more).
 [ "$errors" -ge "$conversions" ] || fail "$errors failed discards for $conversions conversions"
 log_has "VM vcpus: discarding" "failed" "Input/output error" || fail "the vCPU VM's failed discards are not logged"
+
+# --- under a lease: a failed discard revokes it, and the retry waits until the
+# VMM (idle, through its reader thread) has returned it; then all is punched.
+fault_on FALLOCATE
+"$VMM" --socket "$SOCK" --name lvcpus --vcpus 2 --lease --scenario bench --iterations 50 --hold \
+        > "$TESTDIR/lvcpus.out" 2>&1 &
+LPID=$!
+held() { grep -q "^vmm: holding" "$TESTDIR/lvcpus.out"; }
+wait_for "the leased VMM to finish its conversions" held
+grep -q "^PASS bench" "$TESTDIR/lvcpus.out" || { cat "$TESTDIR/lvcpus.out"; fail "the leased VMM failed"; }
+log_has "VM lvcpus: lease" "revoked: a discard failed" || fail "a failed discard did not revoke the lease"
+fault_off FALLOCATE
+lclean() { ctl check lvcpus > /dev/null; }
+for _ in $(seq 2000); do lclean && break; sleep 0.02; done  # the backoff may have grown: up to 40 s
+lclean || fail "the leased VM's failed discards were not retried after its lease came back"
+log_has "VM lvcpus: lease" "returned" || fail "the lease was never returned"
+# Every retry ran with the lease returned: no grant and no retry overlap (one line per event, in order).
+awk '/VM lvcpus: lease [0-9]+ granted/ { g = 1 } /VM lvcpus: lease [0-9]+ returned/ { g = 0 }
+     /VM lvcpus: retrying the discard/ && g { bad = 1 } END { exit bad }' "$DAEMON_LOG" ||
+        fail "a discard was retried while the VMM held a lease"
+kill -USR1 $LPID
+wait $LPID || { cat "$TESTDIR/lvcpus.out"; fail "the leased VMM failed"; }
+grep "^vmm: lease:" "$TESTDIR/lvcpus.out"
+echo "lvcpus: $(stat_of lvcpus leased) conversions under a lease, $(stat_of lvcpus discard_errors) failed discards," \
+     "$(stat_of lvcpus lease_revocations) revocation(s)"
+[ "$(stat_of lvcpus leased)" -gt 0 ] || fail "no conversion of lvcpus went under the lease"
 echo "injected punch failures: $(log_count 'fault-inject: fallocate')"
 stop_daemon
 echo "PASS"
