@@ -85,7 +85,7 @@ PY
 storm_with_kills() {
         local name=$1 kills=$2; shift 2
         "$VMM" --socket "$SOCK" --name "$name" --vcpus 2 --scenario storm --iterations 1200 --seed $RANDOM \
-                --state-out "$TESTDIR/vmm.state" > "$TESTDIR/$name.out" 2>&1 &
+                ${VMM_EXTRA:-} --state-out "$TESTDIR/vmm.state" > "$TESTDIR/$name.out" 2>&1 &
         VMMPID=$!
         # The kills start once the VMM has attached: a daemon killed before
         # that would only test the VMM's first connect, which does not retry.
@@ -116,8 +116,19 @@ compare rec1 history
 kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; daemon_up
 compare rec1 history
 
-# 2. compaction every 64 records: kills land during compactions too
+# 1b. the same under a lease: conversions applied under it and not yet Committed
+# when the daemon dies are re-sent as Reapplied; the lease is asked for again.
 "$CTL" --admin-socket "$TESTDIR/admin.sock" forget rec1 >/dev/null || fail "forget failed"
+VMM_EXTRA=--lease storm_with_kills rec1l 6 --journal-compact=100000000
+grep "^vmm: lease:" "$TESTDIR/rec1l.out"
+leased=$(sed -n 's/^vmm: lease: \([0-9]*\) leased.*/\1/p' "$TESTDIR/rec1l.out")
+[ "${leased:-0}" -gt 0 ] || fail "no conversion of the storm went under the lease"
+compare rec1l history
+kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null; daemon_up
+compare rec1l history
+
+# 2. compaction every 64 records: kills land during compactions too
+"$CTL" --admin-socket "$TESTDIR/admin.sock" forget rec1l >/dev/null || fail "forget failed"
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
 daemon_up --journal-compact=64
 storm_with_kills rec2 6 --journal-compact=64
