@@ -358,7 +358,7 @@ static const struct type_rule type_rules[] = {
         { MEMCONV__MESSAGE__BODY_LEASE_REQUEST, "lease-request", MC_MSG_TO_DAEMON, true, check_none },
         { MEMCONV__MESSAGE__BODY_LEASE, "lease", MC_MSG_TO_CLIENT, false, check_lease },
         { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, "leased-applied", MC_MSG_TO_DAEMON, true, check_leased_applied },
-        { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, false, check_lease_returned },
+        { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, true, check_lease_returned },
         { MEMCONV__MESSAGE__BODY_SETTLED, "settled", MC_MSG_TO_CLIENT, false, check_settled },
 };
 

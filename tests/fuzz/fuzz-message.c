@@ -66,6 +66,21 @@ static void check_accepted(const Memconv__Message *m, enum mc_msg_direction dir)
                         FUZZ_CHECK(m->reapplied->ranges[i] &&
                                    mc_range_valid(m->reapplied->ranges[i]->gpa, m->reapplied->ranges[i]->size));
                 break;
+        case MEMCONV__MESSAGE__BODY_LEASED_APPLIED:
+                FUZZ_CHECK(m->leased_applied->lease_id != 0 && m->leased_applied->seq != 0);
+                FUZZ_CHECK(mc_range_valid(m->leased_applied->gpa, m->leased_applied->size));
+                FUZZ_CHECK(m->leased_applied->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED ||
+                           m->leased_applied->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE);
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASE:
+                /* libmemconv relies on a grant covering something, in whole pages. */
+                FUZZ_CHECK(m->lease->lease_id != 0);
+                FUZZ_CHECK(m->lease->revoked || (m->lease->max_bytes != 0 && m->lease->max_bytes % 4096 == 0 &&
+                                                 (m->lease->implicit || m->lease->explicit_)));
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASE_RETURNED:
+                FUZZ_CHECK(m->lease_returned->lease_id != 0);
+                break;
         case MEMCONV__MESSAGE__BODY_DECISION:
                 FUZZ_CHECK(m->decision->n_ranges <= MC_DECISION_RANGES_MAX);
                 for (size_t i = 0; i < m->decision->n_ranges; i++)

@@ -53,6 +53,12 @@ struct fixture {
         Memconv__Decision decision;
         Memconv__Applied applied;
         Memconv__Reply reply;
+        Memconv__LeaseRequest lease_request;
+        Memconv__Lease lease;
+        Memconv__LeasedApplied leased_applied;
+        Memconv__LeaseReturned lease_returned;
+        Memconv__Settled settled;
+        uint64_t ids[2];
         Memconv__Status status;
         Memconv__Range ranges[RANGES_BUF];
         Memconv__Range *rangep[RANGES_BUF];
@@ -91,6 +97,11 @@ static const struct type_info types[] = {
         { MEMCONV__MESSAGE__BODY_DECISION, "decision", MC_MSG_TO_CLIENT, false, 0 },
         { MEMCONV__MESSAGE__BODY_APPLIED, "applied", MC_MSG_TO_DAEMON, false, 0 },
         { MEMCONV__MESSAGE__BODY_REPLY, "reply", MC_MSG_TO_CLIENT, false, 0 },
+        { MEMCONV__MESSAGE__BODY_LEASE_REQUEST, "lease-request", MC_MSG_TO_DAEMON, true, 0 },
+        { MEMCONV__MESSAGE__BODY_LEASE, "lease", MC_MSG_TO_CLIENT, false, 0 },
+        { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, "leased-applied", MC_MSG_TO_DAEMON, true, 0 },
+        { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, true, 0 },
+        { MEMCONV__MESSAGE__BODY_SETTLED, "settled", MC_MSG_TO_CLIENT, false, 0 },
 };
 
 /**
@@ -117,6 +128,13 @@ static void fixture_init(struct fixture *f, Memconv__Message__BodyCase body)
         f->decision = (Memconv__Decision) MEMCONV__DECISION__INIT;
         f->applied = (Memconv__Applied) MEMCONV__APPLIED__INIT;
         f->reply = (Memconv__Reply) MEMCONV__REPLY__INIT;
+        f->lease_request = (Memconv__LeaseRequest) MEMCONV__LEASE_REQUEST__INIT;
+        f->lease = (Memconv__Lease) MEMCONV__LEASE__INIT;
+        f->leased_applied = (Memconv__LeasedApplied) MEMCONV__LEASED_APPLIED__INIT;
+        f->lease_returned = (Memconv__LeaseReturned) MEMCONV__LEASE_RETURNED__INIT;
+        f->settled = (Memconv__Settled) MEMCONV__SETTLED__INIT;
+        f->ids[0] = 1;
+        f->ids[1] = 2;
         f->status = (Memconv__Status) MEMCONV__STATUS__INIT;
         for (size_t i = 0; i < RANGES_BUF; i++) {
                 f->ranges[i] = (Memconv__Range) MEMCONV__RANGE__INIT;
@@ -205,6 +223,33 @@ static void fixture_init(struct fixture *f, Memconv__Message__BodyCase body)
         case MEMCONV__MESSAGE__BODY_REPLY:
                 f->reply.status = &f->status;
                 f->m.reply = &f->reply;
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASE_REQUEST:
+                f->lease_request.want = true;
+                f->m.lease_request = &f->lease_request;
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASE:
+                f->lease.lease_id = 3;
+                f->lease.implicit = true;
+                f->lease.max_bytes = 0x200000;
+                f->m.lease = &f->lease;
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASED_APPLIED:
+                f->leased_applied.lease_id = 3;
+                f->leased_applied.seq = 1;
+                f->leased_applied.gpa = 0x100000000ULL;
+                f->leased_applied.size = 0x1000;
+                f->leased_applied.to = MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
+                f->m.leased_applied = &f->leased_applied;
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASE_RETURNED:
+                f->lease_returned.lease_id = 3;
+                f->m.lease_returned = &f->lease_returned;
+                break;
+        case MEMCONV__MESSAGE__BODY_SETTLED:
+                f->settled.n_decision_ids = 2;
+                f->settled.decision_ids = f->ids;
+                f->m.settled = &f->settled;
                 break;
         default:
                 break;
@@ -575,6 +620,46 @@ static void test_applied(void)
         EXPECT_OK(0, MC_MSG_TO_DAEMON);
 }
 
+static void test_leases(void)
+{
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_APPLIED);
+        fx->leased_applied.seq = 0;
+        EXPECT_EINVAL(0, "seq");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_APPLIED);
+        fx->leased_applied.lease_id = 0;
+        EXPECT_EINVAL(0, "lease_id");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_APPLIED);
+        fx->leased_applied.gpa = 0x100000800ULL;
+        EXPECT_EINVAL(0, "4 KiB aligned");
+        fx->leased_applied.gpa = UINT64_MAX - 0xfff;
+        fx->leased_applied.size = 0x2000;
+        EXPECT_EINVAL(0, "overflow");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_APPLIED);
+        fx->leased_applied.to = 9;
+        EXPECT_EINVAL(0, "to=9");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_APPLIED);
+        fx->leased_applied.source = 42;
+        EXPECT_EINVAL(0, "source 42");
+
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASE_RETURNED);
+        fx->lease_returned.lease_id = 0;
+        EXPECT_EINVAL(0, "lease_id 0");
+
+        /* A grant must cover something, in whole pages; a revocation needs only its id. */
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASE);
+        fx->lease.max_bytes = 0x1800;
+        EXPECT_DECISION_EPROTO("grants nothing");
+        fx->lease.max_bytes = 0;
+        EXPECT_DECISION_EPROTO("grants nothing");
+        fx->lease.max_bytes = 0x1000;
+        fx->lease.implicit = false;
+        EXPECT_DECISION_EPROTO("grants nothing");
+        fx->lease.revoked = true;
+        EXPECT_OK(0, MC_MSG_TO_CLIENT);
+        fx->lease.lease_id = 0;
+        EXPECT_DECISION_EPROTO("lease_id 0");
+}
+
 static void test_decision(void)
 {
         fixture_init(fx, MEMCONV__MESSAGE__BODY_DECISION);
@@ -754,6 +839,7 @@ int main(void)
                 { "convert enums", test_convert },
                 { "applied fields", test_applied },
                 { "decision fields", test_decision },
+                { "lease messages", test_leases },
                 { "fixed bugs stay fixed", test_fixed_bugs },
                 { "code <-> errno mapping", test_code_errno },
                 { "mc_range_valid() edges", test_range_valid },
