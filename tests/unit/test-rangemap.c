@@ -3,15 +3,28 @@
  * test-rangemap.c - CUnit suite for lib/rangemap.c.
  *
  * Every mutation is followed by mc_rangemap_check(), which verifies the
- * tree and coalescing invariants. The property test compares the map with a
- * plain per-page array after each of 20,000 random set() calls; its seed is
- * printed and can be fixed with MC_TEST_SEED=<n>.
+ * coalescing invariants and the B+tree's own (key order, fill bounds, equal
+ * leaf depth, gap keys, counts). Three tests compare the map with a plain
+ * per-page array: the short property test (20,000 random set() calls), the
+ * long differential one (phases that fragment, overwrite, merge and erode a
+ * tree three levels deep) and the walk/any/bytes agreement test. Their
+ * seeds are printed and can be fixed with MC_TEST_SEED=<n>.
+ *
+ * -ENOMEM: this file defines malloc() and calloc() (forwarding to glibc's
+ * __libc_malloc() and __libc_calloc()) so that a test can make the N-th
+ * allocation fail. With -fvisibility=hidden they replace the allocator only
+ * for the code linked into this program (the test and the static
+ * libmemconv-core), not for CUnit or libc. Under AddressSanitizer, whose
+ * allocator this would bypass, the hook is left out and the -ENOMEM test
+ * only says so.
  */
 #undef NDEBUG
 
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +34,66 @@
 #include "test-util.h"
 
 #include "rangemap.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FAIL_ALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define FAIL_ALLOC 0
+#endif
+#endif
+#if !defined(FAIL_ALLOC) && defined(__GLIBC__)
+#define FAIL_ALLOC 1
+#endif
+#ifndef FAIL_ALLOC
+#define FAIL_ALLOC 0
+#endif
+/* glibc's own heap statistics (mallinfo2(), glibc 2.33); meaningless under a sanitizer's allocator */
+#if FAIL_ALLOC && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+#define HEAP_STATS 1
+#else
+#define HEAP_STATS 0
+#endif
+
+#if FAIL_ALLOC
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t nmemb, size_t size);
+
+/* allocations to let through before one fails; -1: never fail */
+static long alloc_countdown = -1;
+
+/**
+ * alloc_fails() - count one allocation against alloc_countdown
+ * Return: true if this one must fail (the countdown then stops)
+ */
+static bool alloc_fails(void)
+{
+        if (alloc_countdown < 0)
+                return false;
+        return alloc_countdown-- == 0;
+}
+
+/**
+ * malloc() - glibc's malloc(), or NULL when alloc_countdown says so
+ * @size: bytes
+ * Return: the memory (free() with glibc's free()), or NULL
+ */
+void *malloc(size_t size)
+{
+        return alloc_fails() ? NULL : __libc_malloc(size);
+}
+
+/**
+ * calloc() - glibc's calloc(), or NULL when alloc_countdown says so
+ * @nmemb: elements
+ * @size:  bytes each
+ * Return: the zeroed memory, or NULL
+ */
+void *calloc(size_t nmemb, size_t size)
+{
+        return alloc_fails() ? NULL : __libc_calloc(nmemb, size);
+}
+#endif
 
 #define PAGE 4096ULL
 #define MAX_RUNS 64
@@ -350,29 +423,43 @@ static void test_any_bytes(void)
         mc_rangemap_free(m);
 }
 
-/** test_count_memory() - count follows the ranges; memory is per range */
+/**
+ * test_count_memory() - count follows the ranges; memory follows the nodes
+ *
+ * Ranges share nodes, so memory is per node, not per range: it grows when
+ * the first range needs a leaf, then not while that leaf has room, however
+ * large the ranges are, and goes back to the bare struct after a clear.
+ */
 static void test_count_memory(void)
 {
         mc_rangemap *m = new_map();
-        size_t empty = mc_rangemap_memory(m), node;
+        size_t empty = mc_rangemap_memory(m), one;
+        uint64_t i;
 
         set_ok(m, 0, PAGE, 1);
-        node = mc_rangemap_memory(m) - empty;
-        CU_ASSERT(node > 0 && node <= 48);
+        one = mc_rangemap_memory(m);
+        CU_ASSERT(one > empty);
         /* a huge range costs the same as a small one */
         set_ok(m, 1ULL << 40, 1ULL << 50, 8);
         CU_ASSERT_EQUAL(mc_rangemap_count(m), 2);
-        CU_ASSERT_EQUAL(mc_rangemap_memory(m), empty + 2 * node);
+        CU_ASSERT_EQUAL(mc_rangemap_memory(m), one);
         set_ok(m, 1ULL << 44, (1ULL << 44) + PAGE, 0);
         CU_ASSERT_EQUAL(mc_rangemap_count(m), 3);
-        CU_ASSERT_EQUAL(mc_rangemap_memory(m), empty + 3 * node);
+        CU_ASSERT_EQUAL(mc_rangemap_memory(m), one);
         mc_rangemap_clear(m);
         CU_ASSERT_EQUAL(mc_rangemap_count(m), 0);
         CU_ASSERT_EQUAL(mc_rangemap_memory(m), empty);
         CU_ASSERT_EQUAL(mc_rangemap_check(m), 0);
-        /* usable again after clear */
-        set_ok(m, PAGE, 2 * PAGE, 1);
-        CU_ASSERT_EQUAL(mc_rangemap_count(m), 1);
+
+        /* usable again after clear; 1000 ranges stay within 64 bytes each */
+        for (i = 0; i < 1000; i++)
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(m, 2 * i * PAGE, (2 * i + 1) * PAGE, 1 + i % 2), 0);
+        CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+        CU_ASSERT_EQUAL(mc_rangemap_count(m), 1000);
+        CU_ASSERT(mc_rangemap_memory(m) <= 64 * 1000);
+        /* removing them all gives every node back */
+        set_ok(m, 0, UINT64_MAX, 0);
+        CU_ASSERT_EQUAL(mc_rangemap_memory(m), empty);
         mc_rangemap_free(m);
 }
 
@@ -490,21 +577,34 @@ static int model_walk(uint64_t start, uint64_t end, uint64_t value, void *userda
         return 0;
 }
 
+/**
+ * test_seed() - the PRNG seed for a randomized test
+ * @def: the default seed
+ *
+ * Return: MC_TEST_SEED if set and non-zero, else @def (printed either way)
+ */
+static uint64_t test_seed(uint64_t def)
+{
+        const char *env = getenv("MC_TEST_SEED");
+        uint64_t seed = def;
+
+        if (env && strtoull(env, NULL, 0))
+                seed = strtoull(env, NULL, 0); /* xorshift needs a non-zero state */
+        printf("\n    seed %#" PRIx64 " ", seed);
+        return seed;
+}
+
 /** test_random_model() - 20k random set()s against a per-page array */
 static void test_random_model(void)
 {
         static const uint64_t values[] = { 0, 1, 2, 8 };
         uint64_t *model = calloc(SPACE_PAGES, sizeof(*model));
         mc_rangemap *m = new_map();
-        uint64_t seed = 0x9e3779b97f4a7c15ULL, s;
-        const char *env = getenv("MC_TEST_SEED");
+        uint64_t s;
         size_t step, p;
 
         CU_ASSERT_PTR_NOT_NULL_FATAL(model);
-        if (env && strtoull(env, NULL, 0))
-                seed = strtoull(env, NULL, 0); /* xorshift needs a non-zero state */
-        s = seed;
-        printf("\n    seed %#" PRIx64 " ", seed);
+        s = test_seed(0x9e3779b97f4a7c15ULL);
 
         for (step = 0; step < 20000; step++) {
                 uint64_t a = xorshift64(&s) % SPACE_PAGES, len, v, qa, qb, want, runs;
@@ -596,6 +696,510 @@ static void test_large(void)
         mc_rangemap_free(m);
 }
 
+#define DIFF_PAGES 8192
+#define DIFF_STEPS 100000
+#define DIFF_VALUES 7 /* values 0..6 */
+
+/**
+ * struct diff - the per-page reference of the differential test
+ * @page: value of each page
+ * @runs: number of maximal non-zero runs of @page (what count() must say)
+ */
+struct diff {
+        uint64_t page[DIFF_PAGES];
+        size_t runs;
+};
+
+/**
+ * diff_starts_run() - whether page @p starts a maximal non-zero run
+ * @d: reference
+ * @p: page
+ * Return: 1 or 0
+ */
+static int diff_starts_run(const struct diff *d, uint64_t p)
+{
+        return d->page[p] != 0 && (p == 0 || d->page[p - 1] != d->page[p]);
+}
+
+/**
+ * diff_set() - the reference's set(): pages [@a, @b) get @v
+ * @d: reference
+ * @a: first page
+ * @b: one past the last page
+ * @v: value
+ *
+ * Keeps @d->runs current in O(@b - @a): only pages @a..@b can start or
+ * stop starting a run.
+ */
+static void diff_set(struct diff *d, uint64_t a, uint64_t b, uint64_t v)
+{
+        uint64_t hi = b < DIFF_PAGES ? b + 1 : DIFF_PAGES, p;
+
+        for (p = a; p < hi; p++)
+                d->runs -= (size_t) diff_starts_run(d, p);
+        for (p = a; p < b; p++)
+                d->page[p] = v;
+        for (p = a; p < hi; p++)
+                d->runs += (size_t) diff_starts_run(d, p);
+}
+
+/**
+ * struct diff_cmp - state for comparing a walk with the reference
+ * @d:    reference
+ * @pos:  next address expected
+ * @prev: value of the previous run (UINT64_MAX before the first)
+ * @bad:  set on the first mismatch
+ */
+struct diff_cmp {
+        const struct diff *d;
+        uint64_t pos;
+        uint64_t prev;
+        int bad;
+};
+
+/**
+ * diff_walk() - walk callback checking each run against the reference
+ * @start:    run start
+ * @end:      run end
+ * @value:    run value
+ * @userdata: struct diff_cmp
+ *
+ * Runs must be contiguous, page-aligned (every set() is), maximal and
+ * hold the reference's value on every page.
+ *
+ * Return: 0, or 1 on the first mismatch (stops the walk)
+ */
+static int diff_walk(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        struct diff_cmp *c = userdata;
+
+        if (start != c->pos || start >= end || start % PAGE || end % PAGE || value == c->prev)
+                return c->bad = 1;
+        for (uint64_t p = start / PAGE; p < end / PAGE; p++)
+                if (c->d->page[p] != value)
+                        return c->bad = 1;
+        c->pos = end;
+        c->prev = value;
+        return 0;
+}
+
+/**
+ * diff_compare() - compare pages [@a, @b) of the map with the reference
+ * @m: map
+ * @d: reference
+ * @a: first page
+ * @b: one past the last page (<= DIFF_PAGES)
+ */
+static void diff_compare(const mc_rangemap *m, const struct diff *d, uint64_t a, uint64_t b)
+{
+        struct diff_cmp c = { .d = d, .pos = a * PAGE, .prev = UINT64_MAX };
+
+        CU_ASSERT_EQUAL_FATAL(mc_rangemap_walk(m, a * PAGE, b * PAGE, diff_walk, &c), 0);
+        CU_ASSERT_FATAL(!c.bad && c.pos == b * PAGE);
+}
+
+/**
+ * test_differential() - a long random run against a per-page reference
+ *
+ * 100,000 set() calls over 8192 pages, in phases of 10,000: fragmenting
+ * (short ranges of non-zero values: several thousand ranges, a tree three
+ * levels deep), churning (mixed lengths, value 0 included, a quarter of
+ * them taking a neighbour's value so that they merge), eroding (mostly
+ * removals, which underfill and merge nodes) and bulk (one in eight calls
+ * over up to a quarter of the space, removing or replacing thousands of
+ * ranges at once). After every call: mc_rangemap_check(), the count and
+ * the window around the call against the reference; every 500 calls the
+ * whole space.
+ */
+static void test_differential(void)
+{
+        struct diff *d = calloc(1, sizeof(*d));
+        mc_rangemap *m = new_map();
+        size_t max_count = 0;
+        uint64_t s;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        s = test_seed(0x2545f4914f6cdd1dULL);
+
+        for (size_t step = 0; step < DIFF_STEPS; step++) {
+                unsigned phase = (unsigned) (step / 10000) % 4;
+                uint64_t a = xorshift64(&s) % DIFF_PAGES, len, v, lo, hi, p;
+
+                switch (phase) {
+                case 0: /* fragment */
+                        len = 1 + xorshift64(&s) % 3;
+                        v = 1 + xorshift64(&s) % (DIFF_VALUES - 1);
+                        break;
+                case 1: /* churn */
+                        len = 1 + xorshift64(&s) % (xorshift64(&s) % 8 ? 16 : 256);
+                        v = xorshift64(&s) % 4 ? xorshift64(&s) % DIFF_VALUES : 0;
+                        break;
+                case 2: /* erode */
+                        len = 1 + xorshift64(&s) % 8;
+                        v = xorshift64(&s) % 4 ? 0 : 1 + xorshift64(&s) % (DIFF_VALUES - 1);
+                        break;
+                default: /* bulk, between fragmenting calls */
+                        if (xorshift64(&s) % 8 == 0) {
+                                len = 1 + xorshift64(&s) % (DIFF_PAGES / 4);
+                                v = xorshift64(&s) % DIFF_VALUES;
+                        } else {
+                                len = 1 + xorshift64(&s) % 3;
+                                v = 1 + xorshift64(&s) % (DIFF_VALUES - 1);
+                        }
+                        break;
+                }
+                if (a + len > DIFF_PAGES)
+                        len = DIFF_PAGES - a;
+                if (phase == 1 && xorshift64(&s) % 4 == 0) /* take a neighbour's value: merges */
+                        v = a > 0 && xorshift64(&s) % 2 ? d->page[a - 1] : a + len < DIFF_PAGES ? d->page[a + len] : v;
+
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(m, a * PAGE, (a + len) * PAGE, v), 0);
+                diff_set(d, a, a + len, v);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_count(m), d->runs);
+                if (d->runs > max_count)
+                        max_count = d->runs;
+
+                lo = a > 3 ? a - 3 : 0;
+                hi = a + len + 3 < DIFF_PAGES ? a + len + 3 : DIFF_PAGES;
+                diff_compare(m, d, lo, hi);
+                p = xorshift64(&s) % DIFF_PAGES;
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_get(m, p * PAGE + xorshift64(&s) % PAGE), d->page[p]);
+
+                if (step % 500 == 499) {
+                        diff_compare(m, d, 0, DIFF_PAGES);
+                        CU_ASSERT_FATAL(!mc_rangemap_any(m, DIFF_PAGES * PAGE, UINT64_MAX));
+                }
+        }
+        printf("(up to %zu ranges) ", max_count);
+        /* more leaves than one inner node can hold: the tree had at least three levels */
+        CU_ASSERT(max_count > 2700);
+        mc_rangemap_free(m);
+        free(d);
+}
+
+/**
+ * struct agree - what a walk over a window saw, for test_walk_any_bytes()
+ * @m:     the map
+ * @d:     the reference
+ * @pos:   next address expected
+ * @prev:  value of the previous run (UINT64_MAX before the first)
+ * @sum:   bytes seen per value (index: value, 0..DIFF_VALUES - 1)
+ * @runs:  runs seen
+ * @bad:   set on the first inconsistency
+ */
+struct agree {
+        const mc_rangemap *m;
+        const struct diff *d;
+        uint64_t pos;
+        uint64_t prev;
+        uint64_t sum[DIFF_VALUES];
+        size_t runs;
+        int bad;
+};
+
+/**
+ * agree_value() - the reference's value at a byte address
+ * @d:    reference
+ * @addr: address
+ * Return: the page's value, 0 beyond the reference's pages
+ */
+static uint64_t agree_value(const struct diff *d, uint64_t addr)
+{
+        return addr / PAGE < DIFF_PAGES ? d->page[addr / PAGE] : 0;
+}
+
+/**
+ * agree_walk() - walk callback: runs contiguous, maximal, and equal to
+ * get() and the reference at both ends; sums bytes per value
+ * @start:    run start
+ * @end:      run end
+ * @value:    run value
+ * @userdata: struct agree
+ * Return: 0, or 1 on the first inconsistency
+ */
+static int agree_walk(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        struct agree *g = userdata;
+
+        if (start != g->pos || start >= end || value == g->prev || value >= DIFF_VALUES)
+                return g->bad = 1;
+        if (mc_rangemap_get(g->m, start) != value || mc_rangemap_get(g->m, end - 1) != value ||
+            agree_value(g->d, start) != value || agree_value(g->d, end - 1) != value)
+                return g->bad = 1;
+        g->sum[value] += end - start;
+        g->runs++;
+        g->pos = end;
+        g->prev = value;
+        return 0;
+}
+
+/**
+ * test_walk_any_bytes() - walk, any, bytes and get agree on any window
+ *
+ * A random map of a few thousand ranges over 4096 pages; 5000 windows with
+ * byte (not page) boundaries, some empty of ranges, some reaching
+ * UINT64_MAX. For each: the walk is contiguous and maximal and matches
+ * get() and the reference; bytes(v) equals the walk's total for v (v = 0
+ * the gaps, an absent value 0 bytes); the totals add up to the window;
+ * any() is true exactly when the walk saw a non-zero run; and bytes(v)
+ * matches the reference page by page.
+ */
+static void test_walk_any_bytes(void)
+{
+        struct diff *d = calloc(1, sizeof(*d));
+        mc_rangemap *m = new_map();
+        const uint64_t space = 4096;
+        uint64_t s;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        s = test_seed(0x853c49e6748fea9bULL);
+        for (size_t i = 0; i < 20000; i++) {
+                uint64_t a = xorshift64(&s) % space, len = 1 + xorshift64(&s) % (xorshift64(&s) % 16 ? 4 : 64);
+                uint64_t v = xorshift64(&s) % 5 ? 1 + xorshift64(&s) % (DIFF_VALUES - 1) : 0;
+
+                if (a + len > space)
+                        len = space - a;
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(m, a * PAGE, (a + len) * PAGE, v), 0);
+                diff_set(d, a, a + len, v);
+        }
+        CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+        CU_ASSERT_EQUAL_FATAL(mc_rangemap_count(m), d->runs);
+
+        for (size_t w = 0; w < 5000; w++) {
+                uint64_t x = xorshift64(&s) % ((space + 8) * PAGE), y, total = 0, want[DIFF_VALUES] = { 0 };
+                struct agree g = { .m = m, .d = d, .pos = 0, .prev = UINT64_MAX };
+
+                switch (w % 4) {
+                case 0:
+                        y = x + 1 + xorshift64(&s) % (4 * PAGE); /* a few pages */
+                        break;
+                case 1:
+                        y = x + 1 + xorshift64(&s) % (256 * PAGE);
+                        break;
+                case 2:
+                        y = x + 1 + xorshift64(&s) % 64; /* inside one or two pages */
+                        break;
+                default:
+                        y = xorshift64(&s) % 2 ? UINT64_MAX : x + 1 + xorshift64(&s) % (space * PAGE);
+                        break;
+                }
+                if (w % 97 == 0)
+                        x = 0;
+                g.pos = x;
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_walk(m, x, y, agree_walk, &g), 0);
+                CU_ASSERT_FATAL(!g.bad && g.pos == y && g.runs > 0);
+
+                for (uint64_t v = 0; v < DIFF_VALUES; v++) {
+                        CU_ASSERT_EQUAL_FATAL(mc_rangemap_bytes(m, x, y, v), g.sum[v]);
+                        total += g.sum[v];
+                }
+                CU_ASSERT_EQUAL_FATAL(total, y - x);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_bytes(m, x, y, 99), 0);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_any(m, x, y), g.sum[0] != y - x);
+
+                /* and the reference, page by page (beyond it everything is 0) */
+                for (uint64_t p = x / PAGE; p < space && p * PAGE < y; p++) {
+                        uint64_t ps = p * PAGE > x ? p * PAGE : x, pe = (p + 1) * PAGE < y ? (p + 1) * PAGE : y;
+
+                        want[d->page[p]] += pe - ps;
+                }
+                for (uint64_t v = 1; v < DIFF_VALUES; v++)
+                        CU_ASSERT_EQUAL_FATAL(g.sum[v], want[v]);
+        }
+        mc_rangemap_free(m);
+        free(d);
+}
+
+#if FAIL_ALLOC
+/**
+ * fingerprint_walk() - walk callback mixing each run into a hash
+ * @start:    run start
+ * @end:      run end
+ * @value:    run value
+ * @userdata: uint64_t hash, updated
+ * Return: 0
+ */
+static int fingerprint_walk(uint64_t start, uint64_t end, uint64_t value, void *userdata)
+{
+        uint64_t *h = userdata;
+        uint64_t x[3] = { start, end, value };
+
+        for (int i = 0; i < 3; i++)
+                *h = (*h ^ x[i]) * 0x100000001b3ULL;
+        return 0;
+}
+
+/**
+ * map_fingerprint() - a hash of every stored range, in order
+ * @m: map
+ * Return: the hash (equal maps hash equally)
+ */
+static uint64_t map_fingerprint(const mc_rangemap *m)
+{
+        uint64_t h = 0xcbf29ce484222325ULL;
+
+        CU_ASSERT_EQUAL(mc_rangemap_walk(m, 0, UINT64_MAX, fingerprint_walk, &h), 0);
+        return h;
+}
+
+/**
+ * set_enomem() - one set(), failing its 1st, 2nd, ... allocation first
+ * @m:     map
+ * @start: first address
+ * @end:   one past the last
+ * @value: value
+ *
+ * Each failing attempt must return -ENOMEM and leave the map exactly as it
+ * was: same ranges, count, memory, and a consistent tree.
+ *
+ * Return: the number of attempts that failed (= allocations the call made)
+ */
+static unsigned set_enomem(mc_rangemap *m, uint64_t start, uint64_t end, uint64_t value)
+{
+        uint64_t fp = map_fingerprint(m);
+        size_t count = mc_rangemap_count(m), mem = mc_rangemap_memory(m);
+        unsigned k;
+        int r;
+
+        for (k = 0;; k++) {
+                alloc_countdown = k;
+                r = mc_rangemap_set(m, start, end, value);
+                alloc_countdown = -1;
+                if (r == 0)
+                        break;
+                CU_ASSERT_EQUAL_FATAL(r, -ENOMEM);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_count(m), count);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_memory(m), mem);
+                CU_ASSERT_EQUAL_FATAL(map_fingerprint(m), fp);
+                CU_ASSERT_FATAL(k < 64);
+        }
+        CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+        return k;
+}
+#endif
+
+/**
+ * test_enomem() - a failed allocation leaves the map unchanged
+ *
+ * mc_rangemap_new() with a failing calloc() leaves its output alone. Then
+ * 6000 single pages at random in 64 MiB (a tree three levels deep, dense
+ * enough that later calls trim, split and merge their neighbours),
+ * followed by 3000 random overwrites, holes and removals: every set() is
+ * first made to fail at each of its allocations in turn (set_enomem()).
+ * The splits reached the root at least once (three allocations in one
+ * call), and removals that punch no hole never allocate at all.
+ */
+static void test_enomem(void)
+{
+#if FAIL_ALLOC
+        mc_rangemap *m = NULL, *sentinel = (mc_rangemap *) &m;
+        unsigned most = 0, refused = 0, k;
+        const uint64_t pages = 1ULL << 14;
+        uint64_t s;
+
+        m = sentinel;
+        alloc_countdown = 0;
+        CU_ASSERT_EQUAL(mc_rangemap_new(&m), -ENOMEM);
+        alloc_countdown = -1;
+        CU_ASSERT_PTR_EQUAL(m, sentinel);
+
+        m = new_map();
+        s = test_seed(0x9e3779b97f4a7c15ULL);
+        for (size_t i = 0; i < 6000; i++) {
+                uint64_t a = xorshift64(&s) % pages;
+
+                k = set_enomem(m, a * PAGE, (a + 1) * PAGE, 1 + xorshift64(&s) % 3);
+                refused += k;
+                most = k > most ? k : most;
+        }
+        for (size_t i = 0; i < 3000; i++) {
+                uint64_t a = xorshift64(&s) % pages, len = 1 + xorshift64(&s) % (i % 10 ? 4 : 4096);
+                uint64_t off = xorshift64(&s) % PAGE, v = xorshift64(&s) % 4;
+                uint64_t start = a * PAGE + off, end = (a + len) * PAGE + off / 2;
+                struct runs around = { .n = 0 };
+
+                /* a removal allocates only when it cuts one range in two */
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_walk(m, start ? start - 1 : 0, end + 1, collect, &around), 0);
+                k = set_enomem(m, start, end, v);
+                if (v == 0 && k > 0)
+                        CU_ASSERT(around.calls == 1 && around.r[0].value != 0);
+                refused += k;
+                most = k > most ? k : most;
+        }
+        printf("\n    %u allocations refused, up to %u in one call ", refused, most);
+        CU_ASSERT(refused > 0);
+        CU_ASSERT(most >= 3); /* leaf, inner node and new root */
+        mc_rangemap_free(m);
+#else
+        printf("\n    skipped: no malloc() hook under a sanitizer ");
+#endif
+}
+
+/**
+ * test_memory_bound() - bytes per range stay bounded, removals included
+ *
+ * 10^5 ranges inserted in random order, then 90 % of them removed one by
+ * one in another random order: memory per range (mc_rangemap_memory(),
+ * and, outside sanitizer builds, the heap's own count with glibc's
+ * mallinfo2(), allocator overhead included) stays at most 64 bytes,
+ * because every node but the root stays at least half full.
+ */
+static void test_memory_bound(void)
+{
+        const size_t n = 100000;
+        uint64_t *start = calloc(n, sizeof(*start)), s;
+        size_t *order = calloc(n, sizeof(*order)), left;
+        mc_rangemap *m;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(start);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(order);
+        s = test_seed(0x1234567887654321ULL);
+#if HEAP_STATS
+        size_t heap0 = mallinfo2().uordblks;
+#endif
+        m = new_map();
+        for (size_t i = 0; i < n; i++) {
+                start[i] = (4 * i + xorshift64(&s) % 2) * PAGE;
+                order[i] = i;
+        }
+        for (int round = 0; round < 2; round++) {
+                for (size_t i = n - 1; i > 0; i--) {
+                        size_t j = xorshift64(&s) % (i + 1), t = order[i];
+
+                        order[i] = order[j];
+                        order[j] = t;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        uint64_t a = start[order[i]];
+
+                        if (round == 1 && i == n - n / 10)
+                                break;
+                        CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(m, a, a + PAGE, round == 0 ? 1 + order[i] % 3 : 0), 0);
+                        if (i % 10000 == 9999)
+                                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+                }
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+                left = mc_rangemap_count(m);
+                CU_ASSERT_EQUAL(left, round == 0 ? n : n / 10);
+                printf("\n    %zu ranges: %.1f bytes/range", left, (double) mc_rangemap_memory(m) / (double) left);
+                CU_ASSERT(mc_rangemap_memory(m) <= 64 * left);
+#if HEAP_STATS
+                {
+                        size_t heap = mallinfo2().uordblks - heap0;
+
+                        printf(", heap %.1f", (double) heap / (double) left);
+                        CU_ASSERT(heap <= 64 * left);
+                }
+#endif
+        }
+        printf(" ");
+        mc_rangemap_free(m);
+        free(start);
+        free(order);
+}
+
 int main(void)
 {
         static const struct mc_test tests[] = {
@@ -612,6 +1216,10 @@ int main(void)
                 { "near UINT64_MAX", test_top_of_space },
                 { "random set() vs per-page model", test_random_model },
                 { "1e5 fragmented ranges", test_large },
+                { "long differential run vs per-page reference", test_differential },
+                { "walk, any, bytes and get agree", test_walk_any_bytes },
+                { "-ENOMEM leaves the map unchanged", test_enomem },
+                { "bytes per range bounded after removals", test_memory_bound },
         };
 
         return mc_test_run("rangemap", NULL, NULL, tests, sizeof(tests) / sizeof(tests[0]));
