@@ -105,17 +105,30 @@ static const char *attr_name(bool private_)
 }
 
 /**
- * busy_set() - mark (@value 1) or release (0) every range of @plan in @vm
+ * busy_set() - mark (@mark true) or release every range of @plan in @vm
+ *
+ * Each marking gets a value of its own, so the busy ranges of two
+ * conversions never merge in the map: releasing one then removes whole
+ * stored ranges, or trims one at its end (a conversion's own adjacent
+ * ranges merge and are released in order), and so never splits a range,
+ * which would allocate and could fail.
  * Return: 0 or -ENOMEM (then nothing was marked)
  */
-static int busy_set(struct vm *vm, const struct mc_plan *plan, uint64_t value)
+static int busy_set(struct vm *vm, const struct mc_plan *plan, bool mark)
 {
+        uint64_t value = 0;
+
+        if (mark) {
+                value = ++vm->busy_tag;
+                if (value == 0)
+                        value = ++vm->busy_tag;
+        }
         for (size_t i = 0; i < plan->n_ranges; i++) {
                 const struct mc_plan_range *r = &plan->ranges[i];
                 int q = mc_rangemap_set(vm->busy, r->gpa, r->gpa + r->size, value);
 
                 if (q < 0) {
-                        while (i-- > 0) /* releasing never allocates */
+                        while (i-- > 0) /* releasing our own last ranges: trims, no allocation */
                                 (void) mc_rangemap_set(vm->busy, plan->ranges[i].gpa,
                                                        plan->ranges[i].gpa + plan->ranges[i].size, 0);
                         return q;
@@ -147,7 +160,7 @@ static void conversion_unlink(struct conversion *c)
 
         if (!vm)
                 return;
-        (void) busy_set(vm, &c->plan, 0);
+        (void) busy_set(vm, &c->plan, false);
         TAILQ_REMOVE(&vm->conversions, c, link);
         vm->n_in_flight--;
         c->vm = NULL;
@@ -384,7 +397,7 @@ static int convert_decide(struct vm *vm, struct session *s, const struct conv_re
         c = calloc(1, sizeof(*c));
         if (c)
                 c->regions = calloc(plan->n_ranges, sizeof(*c->regions));
-        if (!c || !c->regions || busy_set(vm, plan, 1) < 0) {
+        if (!c || !c->regions || busy_set(vm, plan, true) < 0) {
                 if (c)
                         free(c->regions);
                 free(c);
@@ -655,7 +668,7 @@ int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint6
                 c = calloc(1, sizeof(*c));
                 if (c)
                         c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
-                if (!c || !c->regions || busy_set(vm, &plan, 1) < 0) {
+                if (!c || !c->regions || busy_set(vm, &plan, true) < 0) {
                         if (c)
                                 free(c->regions);
                         free(c);
@@ -710,7 +723,7 @@ int convert_leased(struct vm *vm, const struct conv_request *req, uint64_t seq, 
         c = calloc(1, sizeof(*c));
         if (c)
                 c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
-        if (!c || !c->regions || busy_set(vm, &plan, 1) < 0) {
+        if (!c || !c->regions || busy_set(vm, &plan, true) < 0) {
                 if (c)
                         free(c->regions);
                 free(c);
@@ -828,7 +841,12 @@ void convert_reconcile(struct vm *vm)
                 c->regions[0] = region_ref(reg);
                 c->vm = vm;
                 c->applied = true;
-                (void) busy_set(vm, &c->plan, 1);
+                if (busy_set(vm, &c->plan, true) < 0) {
+                        conversion_free(c);
+                        log_error("VM %s: out of memory: backing of slot %" PRIu32 " not reconciled", vm->name,
+                                  reg->slot);
+                        continue;
+                }
                 TAILQ_INSERT_TAIL(&vm->conversions, c, link);
                 vm->n_in_flight++;
                 c->discards_pending = 1; /* held while jobs are queued */
@@ -1027,7 +1045,7 @@ static bool retry_vm(struct vm *vm)
                 conversion_free(c);
                 return later;
         }
-        if (busy_set(vm, &c->plan, 1) < 0)
+        if (busy_set(vm, &c->plan, true) < 0)
                 goto oom;
         c->plan.outcome = MC_PLAN_APPLY;
         c->vm = vm;

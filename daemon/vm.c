@@ -454,8 +454,11 @@ int vm_region_add(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, int
                 free(r);
                 return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
         }
-        if (!known && !initial_private)
-                (void) mc_rangemap_set(vm->attrs, gpa, gpa + size, MC_ATTR_SHARED); /* removal never allocates */
+        /* Clearing can split a stale range that reaches beyond the region on both sides. */
+        if (!known && !initial_private && mc_rangemap_set(vm->attrs, gpa, gpa + size, MC_ATTR_SHARED) < 0) {
+                free(r);
+                return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
+        }
         if (!known) {
                 if (vm_known_region_remember(vm, slot, gpa, size, shared_fd >= 0) < 0) {
                         free(r);

@@ -126,7 +126,8 @@ struct vm {
         struct mc_plan_region *plan_regions; /* the same, as the planner sees them */
         size_t n_regions;
         mc_rangemap *attrs;
-        mc_rangemap *busy;
+        mc_rangemap *busy;            /* a value per marking (convert.c busy_set()) */
+        uint64_t busy_tag;
         struct conversion_list conversions;
         struct waiting_list waiting;
         unsigned n_in_flight;

@@ -101,7 +101,10 @@ run_one() {
         rm -rf "$out/work" "$out/artifacts"
         mkdir -p "$out/work" "$out/artifacts"
         cp "$here/corpus/$t"/* "$out/work/" 2>/dev/null
-        "$bin/$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
+        # libFuzzer takes -max_total_time=0 as "no limit": 0 seconds means replay only.
+        local limit=-max_total_time="$seconds"
+        [ "$seconds" = 0 ] && limit=-runs=0
+        "$bin/$t" "$limit" -max_len=$max_len -timeout=10 -rss_limit_mb=2048 \
                 -print_final_stats=1 -artifact_prefix="$out/artifacts/" "$out/work" > "$out/log" 2>&1
         local rc=$?
         if [ $merge = 1 ] && [ $rc = 0 ]; then

@@ -108,7 +108,10 @@ wait $LPID || { cat "$TESTDIR/lvcpus.out"; fail "the leased VMM failed"; }
 grep "^vmm: lease:" "$TESTDIR/lvcpus.out"
 echo "lvcpus: $(stat_of lvcpus leased) conversions under a lease, $(stat_of lvcpus discard_errors) failed discards," \
      "$(stat_of lvcpus lease_revocations) revocation(s)"
-[ "$(stat_of lvcpus leased)" -gt 0 ] || fail "no conversion of lvcpus went under the lease"
+# Granted at the start, revoked by the first failed discard, granted again once all were retried.
+# (How many conversions ran under it before the revocation is a race, and may be none.)
+[ "$(stat_of lvcpus lease_revocations)" -ge 1 ] || fail "the lease was not revoked"
+[ "$(stat_of lvcpus lease_grants)" -ge 2 ] || fail "the lease was not granted again after the retries"
 echo "injected punch failures: $(log_count 'fault-inject: fallocate')"
 stop_daemon
 echo "PASS"
