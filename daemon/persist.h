@@ -22,7 +22,8 @@
  *
  * Start-up: persist_load() replays every journal into a detached VM (map,
  * history ring, counters, attach token), cutting a torn or corrupt tail off
- * with a warning, and removes temporary files a crash left behind.
+ * with a warning, and removes temporary files a crash left behind. The map
+ * of each VM is built once its whole file has been read (replay.h).
  */
 #pragma once
 

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * replay.h - the attribute map of a VM being rebuilt from its journal,
+ * built once at the end of the file instead of one update per record.
+ *
+ * Replaying a journal is a sequence of "make [start, end) private (or
+ * shared)" operations (snapshot ranges, region records with initial private,
+ * committed changes), cut by snapshots, which empty the map. Since every
+ * operation overwrites what was there, the map at the end is, for every
+ * address, the value of the LAST operation since the last snapshot that
+ * covers it, and shared where none does. A replay_map collects those
+ * operations in journal order and replay_map_finish() computes that with one
+ * sweep over their sorted end points, then inserts the resulting private runs
+ * in address order: O(n log n) over plain arrays instead of n updates of the
+ * range map, and the map it leaves is the one the updates would have left
+ * (a range map holds one representation of a given content: coalesced,
+ * disjoint ranges).
+ *
+ * Fallback: should memory for the operations or the sweep run short, the
+ * operations collected so far are applied one by one, in order, and later ones
+ * go straight to the map until the next snapshot: the same map, only slower.
+ * Built with -DMEMCONVD_REPLAY_INCREMENTAL (a test build), every operation goes
+ * straight to the map, so tests can compare both ways on the same journals.
+ *
+ * Error contract: none of these fail; like the replay before them, a range map
+ * update that runs out of memory leaves that range as it was. No logging.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rangemap.h"
+
+struct replay_op;
+
+struct replay_map {
+        mc_rangemap *map;        /* borrowed: the VM's attribute map */
+        struct replay_op *ops;   /* owned: operations since the map was last empty, in order */
+        size_t n_ops, cap_ops;
+        bool direct;             /* operations go straight to @map (fallback, or incremental build) */
+};
+
+/**
+ * replay_map_init() - start collecting operations for @map
+ * @rm: the collector (caller's storage)
+ * @map: the map to build, borrowed; operations are collected only while it
+ *       is empty (at the start and after each replay_map_clear()), otherwise
+ *       they go straight to it
+ */
+void replay_map_init(struct replay_map *rm, mc_rangemap *map);
+
+/**
+ * replay_map_set() - [start, end) becomes private (@to_private) or shared,
+ * after every earlier operation; ignored when @start >= @end
+ */
+void replay_map_set(struct replay_map *rm, uint64_t start, uint64_t end, bool to_private);
+
+/** replay_map_clear() - empty the map (a snapshot): earlier operations no longer matter */
+void replay_map_clear(struct replay_map *rm);
+
+/**
+ * replay_map_finish() - apply every collected operation to the map and free
+ * them; later operations (there are none in a replay) would go straight to it
+ */
+void replay_map_finish(struct replay_map *rm);
