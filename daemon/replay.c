@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "macro.h"
 #include "planner.h"
@@ -52,6 +53,40 @@ struct replay_live {
 #define RADIX_DIGITS ((64U + RADIX_BITS - 1) / RADIX_BITS)
 
 /**
+ * array_resize() - create or grow an array as an anonymous mapping
+ * @p: the array, or NULL to create one
+ * @old_size: its size in bytes (0 with NULL)
+ * @new_size: the size wanted, > 0
+ *
+ * A replay's arrays are large (24 bytes per operation: tens of MiB for a long
+ * journal) and short-lived, so they are mapped directly, not malloc()ed:
+ * glibc raises its mmap threshold (up to 32 MiB) whenever a block it mapped
+ * is freed, and what is allocated after the replay (the snapshot a long
+ * journal is compacted into, for one) would then come from the heap and stay
+ * resident once freed.
+ *
+ * Return: the array, perhaps moved; NULL on failure, @p untouched
+ */
+static void *array_resize(void *p, size_t old_size, size_t new_size)
+{
+        void *n = p ? mremap(p, old_size, new_size, MREMAP_MAYMOVE) :
+                      mmap(NULL, new_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        return n == MAP_FAILED ? NULL : n;
+}
+
+/**
+ * array_free() - unmap an array from array_resize(); accepts NULL
+ * @p: the array
+ * @size: its size in bytes
+ */
+static void array_free(void *p, size_t size)
+{
+        if (p)
+                (void) munmap(p, size);
+}
+
+/**
  * op_apply() - apply one operation to @map at once
  * @map: the map, borrowed
  * @op: the operation
@@ -70,7 +105,7 @@ static void replay_map_go_direct(struct replay_map *rm)
 {
         for (size_t i = 0; i < rm->n_ops; i++)
                 op_apply(rm->map, &rm->ops[i]);
-        free(rm->ops);
+        array_free(rm->ops, rm->cap_ops * sizeof(*rm->ops));
         rm->ops = NULL;
         rm->n_ops = rm->cap_ops = 0;
         rm->direct = true;
@@ -92,7 +127,8 @@ void replay_map_set(struct replay_map *rm, uint64_t start, uint64_t end, bool to
                 return;
         if (!rm->direct && rm->n_ops == rm->cap_ops) {
                 size_t nc = rm->cap_ops ? rm->cap_ops * 2 : 4096;
-                struct replay_op *n = nc < SIZE_MAX / sizeof(*n) ? realloc(rm->ops, nc * sizeof(*n)) : NULL;
+                struct replay_op *n = nc < SIZE_MAX / sizeof(*n) ?
+                        array_resize(rm->ops, rm->cap_ops * sizeof(*n), nc * sizeof(*n)) : NULL;
 
                 if (n) {
                         rm->ops = n;
@@ -100,16 +136,20 @@ void replay_map_set(struct replay_map *rm, uint64_t start, uint64_t end, bool to
                 } else
                         replay_map_go_direct(rm);
         }
-        if (rm->direct)
+        if (rm->direct) {
                 op_apply(rm->map, &op);
-        else
-                rm->ops[rm->n_ops++] = op;
+                return;
+        }
+        if (rm->n_ops > 0 && start < rm->ops[rm->n_ops - 1].start)
+                rm->unsorted = true;
+        rm->ops[rm->n_ops++] = op;
 }
 
 void replay_map_clear(struct replay_map *rm)
 {
         mc_rangemap_clear(rm->map);
         rm->n_ops = 0;  /* the array is kept for the operations after the snapshot */
+        rm->unsorted = false;
         rm->direct = replay_incremental;
 }
 
@@ -166,8 +206,9 @@ static int heap_push(struct live_heap *h, struct replay_live e)
         size_t i;
 
         if (h->n == h->cap) {
-                size_t nc = h->cap ? h->cap * 2 : 64;
-                struct replay_live *v = nc < SIZE_MAX / sizeof(*v) ? realloc(h->v, nc * sizeof(*v)) : NULL;
+                size_t nc = h->cap ? h->cap * 2 : 256;
+                struct replay_live *v = nc < SIZE_MAX / sizeof(*v) ?
+                        array_resize(h->v, h->cap * sizeof(*v), nc * sizeof(*v)) : NULL;
 
                 if (!v)
                         return -ENOMEM;
@@ -266,40 +307,47 @@ out:
         /* A push that failed after runs were inserted: empty the map again. */
         if (r < 0)
                 mc_rangemap_clear(map);
-        free(h.v);
+        array_free(h.v, h.cap * sizeof(*h.v));
         return r;
 }
 
 void replay_map_finish(struct replay_map *rm)
 {
-        _cleanup_free_ struct replay_op *tmp = NULL;
         _cleanup_free_ size_t (*hist)[RADIX_BUCKETS] = NULL;
+        struct replay_op *tmp = NULL, *sorted = rm->ops;
         size_t n = rm->n_ops;
 
-        if (!rm->direct && n > 0) {
-                tmp = malloc(n * sizeof(*tmp));
+        if (rm->direct || n == 0)
+                goto done;
+        /* A snapshot's ranges, for one, come in order already. */
+        if (rm->unsorted) {
+                tmp = array_resize(NULL, 0, n * sizeof(*tmp));
                 hist = calloc(RADIX_DIGITS, sizeof(*hist));
                 if (!tmp || !hist) {
-                        free(TAKE_PTR(tmp));
+                        array_free(TAKE_PTR(tmp), n * sizeof(*tmp));
                         replay_map_go_direct(rm);
+                        goto done;
                 }
+                sorted = sort_ops(rm->ops, tmp, n, hist);
         }
-        if (tmp) {
-                struct replay_op *sorted = sort_ops(rm->ops, tmp, n, hist);
+        if (sweep(rm->map, sorted, n) < 0) {
+                /* No memory for the sweep (the map is empty again): one by one, in
+                 * journal order, which the keys keep. */
+                struct replay_op *in_order = rm->ops;
 
-                if (sweep(rm->map, sorted, n) < 0) {
-                        /* No memory for the sweep (the map is empty again): one by one, in
-                         * journal order, which the keys keep. */
-                        struct replay_op *spare = sorted == tmp ? rm->ops : tmp;
-
+                if (rm->unsorted) {
+                        in_order = sorted == tmp ? rm->ops : tmp;
                         for (size_t i = 0; i < n; i++)
-                                spare[sorted[i].key >> 1] = sorted[i];
-                        for (size_t i = 0; i < n; i++)
-                                op_apply(rm->map, &spare[i]);
+                                in_order[sorted[i].key >> 1] = sorted[i];
                 }
+                for (size_t i = 0; i < n; i++)
+                        op_apply(rm->map, &in_order[i]);
         }
-        free(rm->ops);
+        array_free(tmp, n * sizeof(*tmp));
+done:
+        array_free(rm->ops, rm->cap_ops * sizeof(*rm->ops));
         rm->ops = NULL;
         rm->n_ops = rm->cap_ops = 0;
+        rm->unsorted = false;
         rm->direct = true;
 }

@@ -39,6 +39,7 @@ struct replay_map {
         mc_rangemap *map;        /* borrowed: the VM's attribute map */
         struct replay_op *ops;   /* owned: operations since the map was last empty, in order */
         size_t n_ops, cap_ops;
+        bool unsorted;           /* an operation starts below the one before it */
         bool direct;             /* operations go straight to @map (fallback, or incremental build) */
 };
 

@@ -218,6 +218,32 @@ static void test_nesting_and_ties(void)
         CU_ASSERT(pair_finish(&p));
 }
 
+static void test_in_order(void)
+{
+        uint64_t s = seed ^ 0x85ebca6b;
+
+        for (unsigned round = 0; round < 200; round++) {
+                size_t n = 1 + rnd(&s) % 3000;
+                uint64_t at = rnd(&s) % 64 * PAGE;
+                bool disjoint = round % 2, late = round % 3 == 0;
+                struct pair p;
+
+                /* Starts that never go down (a snapshot's ranges: also disjoint), so the
+                 * operations are not sorted again; one in three ends with one that is
+                 * out of order after all. */
+                pair_init(&p);
+                for (size_t i = 0; i < n; i++) {
+                        uint64_t len = (1 + rnd(&s) % 8) * PAGE;
+
+                        pair_set(&p, at, at + len, rnd(&s) % 4 != 0);
+                        at += disjoint ? len + rnd(&s) % 3 * PAGE : rnd(&s) % 3 * PAGE;
+                }
+                if (late)
+                        pair_set(&p, rnd(&s) % (at + 1) & ~(PAGE - 1), at + PAGE, rnd(&s) % 2);
+                CU_ASSERT_FATAL(pair_finish(&p));
+        }
+}
+
 static void test_top_of_space(void)
 {
         struct pair p;
@@ -368,6 +394,7 @@ int main(void)
                 { "no operations, or only ignored ones", test_empty },
                 { "the last operation wins", test_last_wins },
                 { "nesting, shared starts and ends, touching runs", test_nesting_and_ties },
+                { "operations already in address order", test_in_order },
                 { "the top of the address space", test_top_of_space },
                 { "a clear drops what came before", test_clear },
                 { "a map not empty at init: straight to it", test_not_empty_at_init },
