@@ -7,8 +7,9 @@
  * Hand-written cases for the shapes that matter (later wins, nesting,
  * touching runs, holes, the top of the address space, clears), then random
  * sequences against the reference: small spaces with heavy overlap, a 1 TiB
- * guest like the benchmark's, unaligned and huge ranges. The seed is printed
- * and can be fixed with MC_TEST_SEED=<n>.
+ * guest like the benchmark's, unaligned and huge ranges. Then the ways out
+ * when memory runs short (under RLIMIT_AS, in a child process). The seed is
+ * printed and can be fixed with MC_TEST_SEED=<n>.
  */
 #undef NDEBUG
 
@@ -17,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <CUnit/Basic.h>
 
@@ -388,6 +392,97 @@ static void test_like_the_benchmark(void)
         CU_ASSERT(pair_finish(&p));
 }
 
+/**
+ * limit_memory() - let this process map only @more bytes beyond what it has
+ * (the soft limit only: a later call may raise it again)
+ * Return: 0, or -1 if the limit could not be set
+ */
+static int limit_memory(size_t more)
+{
+        unsigned long pages;
+        struct rlimit rl;
+        FILE *f = fopen("/proc/self/statm", "re");
+
+        if (!f)
+                return -1;
+        if (fscanf(f, "%lu", &pages) != 1 || getrlimit(RLIMIT_AS, &rl) < 0) {
+                fclose(f);
+                return -1;
+        }
+        fclose(f);
+        rl.rlim_cur = pages * (size_t) sysconf(_SC_PAGESIZE) + more;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+                return -1;
+        return setrlimit(RLIMIT_AS, &rl);
+}
+
+#define MIB (1024U * 1024U)
+
+/**
+ * oom_phases() - the fallbacks, in a child process: exits 0 if each map
+ * equals its reference, 1 if one differs, 2 if no limit could be set
+ */
+static void oom_phases(void)
+{
+        uint64_t s = seed ^ 0xc2b2ae35;
+        struct pair p;
+        bool ok;
+
+        /* 1. The array of operations cannot grow to 24 MiB: what it holds is applied,
+         * the rest goes straight to the map (a small space: the maps stay small). */
+        pair_init(&p);
+        if (limit_memory(16 * MIB) < 0)
+                _exit(2);
+        for (size_t i = 0; i < 1000000; i++) {
+                uint64_t a = rnd(&s) % 4096;
+
+                pair_set(&p, a * PAGE, (a + 1 + rnd(&s) % 8) * PAGE, rnd(&s) % 2);
+        }
+        ok = p.rm.direct && p.rm.ops == NULL;
+        /* 2. After a clear it collects again; then there is no memory to sort. */
+        pair_clear(&p);
+        ok = ok && !p.rm.direct;
+        if (limit_memory(64 * MIB) < 0)
+                _exit(2);
+        for (size_t i = 0; i < 500000; i++) {
+                uint64_t a = rnd(&s) % 4096;
+
+                pair_set(&p, a * PAGE, (a + 1 + rnd(&s) % 8) * PAGE, rnd(&s) % 2);
+        }
+        ok = ok && !p.rm.direct && p.rm.n_ops > 400000;
+        if (limit_memory(MIB) < 0)
+                _exit(2);
+        ok = pair_finish(&p) && ok;
+
+        /* 3. Sorted, but the sweep's heap cannot hold 300,000 nested operations: the map
+         * is emptied again and the operations applied in journal order, which the sort
+         * lost. All private but one in 50,000, so that runs were inserted before. */
+        if (limit_memory(1024 * MIB) < 0)
+                _exit(2);
+        pair_init(&p);
+        for (uint64_t i = 0; i < 300000; i++)
+                pair_set(&p, i * PAGE, (1000000 - i) * PAGE, i % 50000 != 1);
+        pair_set(&p, 10 * PAGE, 20 * PAGE, false);  /* out of order: the sort runs */
+        if (limit_memory(p.rm.n_ops * 24 + MIB) < 0)
+                _exit(2);
+        ok = pair_finish(&p) && ok;
+        _exit(ok ? 0 : 1);
+}
+
+static void test_out_of_memory(void)
+{
+        int status = -1;
+        pid_t pid;
+
+        fflush(stdout);
+        pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0)
+                oom_phases();
+        CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+        CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
         static const struct mc_test tests[] = {
@@ -400,6 +495,7 @@ int main(void)
                 { "a map not empty at init: straight to it", test_not_empty_at_init },
                 { "random operations vs set() in order", test_random },
                 { "a fragmented 1 TiB guest vs set() in order", test_like_the_benchmark },
+                { "out of memory: one by one, in order", test_out_of_memory },
         };
         const char *env = getenv("MC_TEST_SEED");
 
