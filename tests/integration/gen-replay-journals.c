@@ -125,6 +125,7 @@ static void range(struct gen *g, uint64_t *gpa, uint64_t *size)
         }
 }
 
+/** fill_vm() - the JournalVm of one VM (pointers to the caller's buffers) */
 static void fill_vm(Memconv__JournalVm *m, uint64_t vm_id, char *name, uint8_t *uuid, uint8_t *token)
 {
         memconv__journal_vm__init(m);
@@ -138,6 +139,7 @@ static void fill_vm(Memconv__JournalVm *m, uint64_t vm_id, char *name, uint8_t *
         m->token.len = 16;
 }
 
+/** gen_change() - a change record: results, attributes, ranges and sequence numbers of every kind */
 static void gen_change(struct gen *g)
 {
         Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
@@ -176,6 +178,7 @@ static void gen_change(struct gen *g)
         encode(g, &rec);
 }
 
+/** gen_region() - a region record: a registration (@removed false) or an unregistration */
 static void gen_region(struct gen *g, bool removed)
 {
         Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
@@ -413,6 +416,7 @@ out:
         return r;
 }
 
+/** main() - write the journals of --vms VMs into --state-dir; exit 0, 1 on failure, 2 usage */
 int main(int argc, char *argv[])
 {
         static const struct option opts[] = {

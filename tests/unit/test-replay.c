@@ -111,6 +111,7 @@ struct pair {
         struct replay_map rm;
 };
 
+/** pair_init() - two empty maps, a collector on the one under test */
 static void pair_init(struct pair *p)
 {
         CU_ASSERT_EQUAL_FATAL(mc_rangemap_new(&p->fast), 0);
@@ -118,6 +119,7 @@ static void pair_init(struct pair *p)
         replay_map_init(&p->rm, p->fast);
 }
 
+/** pair_set() - one operation: collected for one map, applied at once to the reference */
 static void pair_set(struct pair *p, uint64_t start, uint64_t end, bool to_private)
 {
         replay_map_set(&p->rm, start, end, to_private);
@@ -125,6 +127,7 @@ static void pair_set(struct pair *p, uint64_t start, uint64_t end, bool to_priva
                 CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(p->ref, start, end, to_private ? MC_ATTR_PRIVATE : 0), 0);
 }
 
+/** pair_clear() - a snapshot: both maps emptied */
 static void pair_clear(struct pair *p)
 {
         replay_map_clear(&p->rm);
@@ -147,6 +150,7 @@ static bool pair_finish(struct pair *p)
         return same;
 }
 
+/** test_empty() - no operations, or only ones set() refuses: an empty map */
 static void test_empty(void)
 {
         struct pair p;
@@ -162,6 +166,7 @@ static void test_empty(void)
         CU_ASSERT(pair_finish(&p));
 }
 
+/** test_last_wins() - holes, islands and overlaps: the later operation decides, and nothing is built before finish */
 static void test_last_wins(void)
 {
         struct pair p;
@@ -190,6 +195,7 @@ static void test_last_wins(void)
         mc_rangemap_free(p.ref);
 }
 
+/** test_nesting_and_ties() - nested operations both ways, shared starts and ends, runs that touch */
 static void test_nesting_and_ties(void)
 {
         struct pair p;
@@ -222,6 +228,7 @@ static void test_nesting_and_ties(void)
         CU_ASSERT(pair_finish(&p));
 }
 
+/** test_in_order() - operations in address order are swept without a sort */
 static void test_in_order(void)
 {
         uint64_t s = seed ^ 0x85ebca6b;
@@ -248,6 +255,7 @@ static void test_in_order(void)
         }
 }
 
+/** test_top_of_space() - ranges that end at UINT64_MAX, and one-byte ranges */
 static void test_top_of_space(void)
 {
         struct pair p;
@@ -261,6 +269,7 @@ static void test_top_of_space(void)
         CU_ASSERT(pair_finish(&p));
 }
 
+/** test_clear() - what came before a clear does not matter, even as the last thing */
 static void test_clear(void)
 {
         struct pair p;
@@ -280,6 +289,7 @@ static void test_clear(void)
         CU_ASSERT(pair_finish(&p));
 }
 
+/** test_not_empty_at_init() - a map that holds ranges gets operations at once, until cleared */
 static void test_not_empty_at_init(void)
 {
         mc_rangemap *m, *ref;
@@ -346,6 +356,7 @@ static void random_range(uint64_t *s, uint64_t space, uint64_t *start, uint64_t 
         *end = (a + len) * PAGE;
 }
 
+/** test_random() - 400 random sequences with clears, in spaces from 16 pages to 1 TiB */
 static void test_random(void)
 {
         static const uint64_t spaces[] = { 16, 256, 4096, TIB / PAGE };
@@ -374,6 +385,7 @@ static void test_random(void)
         CU_ASSERT_EQUAL(bad, 0);
 }
 
+/** test_like_the_benchmark() - 300,000 changes of 4 KiB..2 MiB blocks over 1 TiB */
 static void test_like_the_benchmark(void)
 {
         uint64_t s = seed ^ 0x5bd1e995;
@@ -469,6 +481,7 @@ static void oom_phases(void)
         _exit(ok ? 0 : 1);
 }
 
+/** test_out_of_memory() - oom_phases() in a child process, which must exit 0 */
 static void test_out_of_memory(void)
 {
         int status = -1;
@@ -483,6 +496,7 @@ static void test_out_of_memory(void)
         CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/** main() - run the suite; MC_TEST_SEED=<n> fixes the random sequences */
 int main(void)
 {
         static const struct mc_test tests[] = {
