@@ -807,9 +807,10 @@ void persist_vm_free(struct vm *vm)
  * Records are applied in file order: regions, counters, the history ring and
  * its sequence numbers as they come. The attribute map is the exception: its
  * updates (snapshot ranges, regions that start private, committed changes)
- * are collected in order in a struct replay_map and the map is built once,
- * after the last record (replay.h), which is what makes a long journal quick
- * to replay. Nothing reads the map before that.
+ * go through a struct replay_map, which applies those that come in address
+ * order at once and collects the others, to apply what they leave in one
+ * sweep after the last record (replay.h): that is what makes a long journal
+ * quick to replay. Nothing reads the map before replay_map_finish().
  */
 
 /* What replaying one file has seen so far. */

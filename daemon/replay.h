@@ -8,13 +8,18 @@
  * committed changes), cut by snapshots, which empty the map. Since every
  * operation overwrites what was there, the map at the end is, for every
  * address, the value of the LAST operation since the last snapshot that
- * covers it, and shared where none does. A replay_map collects those
- * operations in journal order and replay_map_finish() computes that with one
- * sweep over their sorted end points, then inserts the resulting private runs
- * in address order: O(n log n) over plain arrays instead of n updates of the
- * range map, and the map it leaves is the one the updates would have left
- * (a range map holds one representation of a given content: coalesced,
- * disjoint ranges).
+ * covers it, and shared where none does.
+ *
+ * A replay_map applies operations to the map at once as long as each starts
+ * at or above the end of the one before (a snapshot's ranges, the regions of
+ * a new VM): that is cheap, and nothing they set is overwritten yet. From the
+ * first one that is not, it collects them in journal order, and
+ * replay_map_finish() computes what they leave with one sweep over them
+ * sorted by start, then changes the map only where that differs from what it
+ * holds: O(n log n) over plain arrays instead of n updates of the range map.
+ * The map it leaves is the one the updates in order would have left (a range
+ * map holds one representation of a given content: coalesced, disjoint
+ * ranges).
  *
  * Fallback: should memory for the operations or the sweep run short, the
  * operations collected so far are applied one by one, in order, and later ones
@@ -37,18 +42,19 @@ struct replay_op;
 
 struct replay_map {
         mc_rangemap *map;        /* borrowed: the VM's attribute map */
-        struct replay_op *ops;   /* owned: operations since the map was last empty, in order */
+        struct replay_op *ops;   /* owned: the operations collected, in journal order */
         size_t n_ops, cap_ops;
-        bool unsorted;           /* an operation starts below the one before it */
+        uint64_t frontier;       /* in order so far: the end of the last operation */
+        bool in_order;           /* every operation so far started at or above the frontier */
+        bool unsorted;           /* a collected operation starts below the one before it */
         bool direct;             /* operations go straight to @map (fallback, or incremental build) */
 };
 
 /**
- * replay_map_init() - start collecting operations for @map
+ * replay_map_init() - start replaying into @map
  * @rm: the collector (caller's storage)
- * @map: the map to build, borrowed; operations are collected only while it
- *       is empty (at the start and after each replay_map_clear()), otherwise
- *       they go straight to it
+ * @map: the map to build, borrowed; if it is not empty, operations go
+ *       straight to it until replay_map_clear()
  */
 void replay_map_init(struct replay_map *rm, mc_rangemap *map);
 
