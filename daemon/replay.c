@@ -19,10 +19,11 @@
  * top decides the value up to the next start or its own end, whichever comes
  * first. Touching stretches of equal value are merged, and each is compared
  * with a copy of the base, taken before the sweep: the map is changed only
- * where the two differ, once per difference, in address order. So a snapshot
- * followed by a few changes costs the snapshot's inserts and a few updates,
- * and 10^6 changes over a map of a few ranges cost one insert per range they
- * leave. Memory: 24 bytes per collected operation, twice while sorting, 16
+ * where the two differ, once per difference, in address order. So 10^6
+ * changes over a map of a few ranges cost one update per range they leave.
+ * When the base is much larger than the operations (a snapshot followed by
+ * a few changes), copying it would cost more than one set() per stretch, which
+ * returns early where the map is so already: that is what is done then. Memory: 24 bytes per collected operation, twice while sorting, 16
  * per base range, and the heap (16 bytes per operation at worst, mapped up
  * front so the sweep cannot fail half-way; only what it uses is touched).
  */
@@ -261,6 +262,7 @@ static void heap_pop(struct replay_live *h, size_t *n)
 /* What the sweep compares its stretches with, and the stretch it is building. */
 struct replay_diff {
         mc_rangemap *map;
+        bool compare;                     /* with the copy below; else set() each stretch */
         const struct replay_range *base;  /* the base's private ranges, in order */
         size_t n_base;
         size_t next;                      /* the first of them that may reach the next stretch */
@@ -279,6 +281,11 @@ static void diff_emit(struct replay_diff *d)
         if (!d->pending)
                 return;
         d->pending = false;
+        if (!d->compare) {
+                /* set() returns early where the map is so already. */
+                (void) mc_rangemap_set(d->map, d->start, d->end, d->to_private ? MC_ATTR_PRIVATE : 0);
+                return;
+        }
         while (d->next < d->n_base && d->base[d->next].end <= d->start)
                 d->next++;
         for (size_t j = d->next; j < d->n_base && d->base[j].start < d->end; j++) {
@@ -392,6 +399,11 @@ void replay_map_finish(struct replay_map *rm)
 
         if (rm->direct || n == 0)
                 goto done;
+        /* A few updates after a large snapshot: a copy of the base would cost more
+         * than a set() for each of their stretches (at most 2n + 1) does. */
+        d.compare = n_base <= 8 * n;
+        if (!d.compare)
+                n_base = 0;
         heap = array_new(n, sizeof(*heap));
         base = n_base > 0 ? array_new(n_base, sizeof(*base)) : NULL;
         if (rm->unsorted) {
