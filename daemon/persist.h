@@ -22,7 +22,9 @@
  *
  * Start-up: persist_load() replays every journal into a detached VM (map,
  * history ring, counters, attach token), cutting a torn or corrupt tail off
- * with a warning, and removes temporary files a crash left behind.
+ * with a warning, and removes temporary files a crash left behind. Updates
+ * of a VM's map that overwrite earlier ones are applied in one sweep once its
+ * whole file has been read (replay.h).
  */
 #pragma once
 
