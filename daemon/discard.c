@@ -12,6 +12,8 @@
  * a buffer page by page), and posts them back together; the eventfd is
  * written only when `done` was empty, since the loop drains all of it.
  * Every job still gets its own result: that of the punch that covered it.
+ * Likewise a worker is woken once per event-loop iteration (a defer
+ * source), not once per job submitted in it.
  * Nothing but the lists and counters is shared with the workers; the
  * retry timer and its backoff belong to the loop alone.
  */
@@ -39,6 +41,7 @@ struct discarder {
         unsigned n_threads;
         int efd;                   /* eventfd, owned */
         sd_event_source *source;
+        sd_event_source *kick;     /* defer: wake a worker once per loop iteration */
         discard_done_fn done;
         void *userdata;
         /* retries of failed discards: loop thread only */
@@ -177,6 +180,19 @@ static int discarder_on_event(sd_event_source *s, int fd, uint32_t revents, void
         return 0;
 }
 
+/**
+ * discarder_on_kick() - wake a worker for the jobs queued in this loop iteration
+ */
+static int discarder_on_kick(sd_event_source *s, void *userdata)
+{
+        struct discarder *dc = userdata;
+
+        pthread_mutex_lock(&dc->lock);
+        pthread_cond_signal(&dc->cond);
+        pthread_mutex_unlock(&dc->lock);
+        return 0;
+}
+
 static int discarder_on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct discarder *dc = userdata;
@@ -245,6 +261,11 @@ int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void 
         if (r < 0)
                 goto fail;
         (void) sd_event_source_set_description(dc->source, "discard-completions");
+        r = sd_event_add_defer(event, &dc->kick, discarder_on_kick, dc);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(dc->kick, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(dc->kick, "discard-kick");
         dc->threads = calloc(threads, sizeof(pthread_t));
         if (!dc->threads) {
                 r = -ENOMEM;
@@ -266,8 +287,10 @@ void discarder_submit(struct discarder *dc, struct discard_job *job)
 {
         pthread_mutex_lock(&dc->lock);
         job_append(&dc->queue_head, &dc->queue_tail, job);
-        pthread_cond_signal(&dc->cond);
         pthread_mutex_unlock(&dc->lock);
+        /* The worker is woken at the end of this loop iteration, for every job queued in it. */
+        if (sd_event_source_set_enabled(dc->kick, SD_EVENT_ONESHOT) < 0)
+                (void) discarder_on_kick(dc->kick, dc);
 }
 
 struct discarder *discarder_free(struct discarder *dc)
@@ -291,6 +314,7 @@ struct discarder *discarder_free(struct discarder *dc)
         dc->queue_tail = NULL;
         discarder_drain(dc);
         sd_event_source_disable_unref(dc->retry_timer);
+        sd_event_source_disable_unref(dc->kick);
         sd_event_source_disable_unref(dc->source);
         safe_close(dc->efd);
         free(dc->threads);
