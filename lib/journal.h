@@ -51,6 +51,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,13 +69,46 @@
  * @buf: data
  * @len: its length
  *
- * Software, table-driven. The pre- and post-inversion are done inside, so
+ * The SSE4.2 crc32 instruction when the CPU has it (checked at run time),
+ * mc_crc32c_sw() otherwise; both give the same result for every input. The
+ * pre- and post-inversion are done inside, so
  * mc_crc32c(mc_crc32c(0, a, la), b, lb) == CRC32C of a followed by b, and
  * mc_crc32c(0, "123456789", 9) == 0xe3069283.
  *
  * Return: the CRC.
  */
 uint32_t mc_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/**
+ * mc_crc32c_sw() - mc_crc32c() in software (table-driven), whatever the CPU
+ * @crc: as for mc_crc32c()
+ * @buf: data
+ * @len: its length
+ *
+ * The fallback of mc_crc32c(), and the reference the tests hold the hardware
+ * path to.
+ *
+ * Return: the CRC.
+ */
+uint32_t mc_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+
+/**
+ * mc_crc32c_hw_available() - whether mc_crc32c() uses a CRC32C instruction
+ * Return: true on x86-64 with SSE4.2, false otherwise.
+ */
+bool mc_crc32c_hw_available(void);
+
+/**
+ * mc_crc32c_hw() - mc_crc32c() with the CPU's CRC32C instruction only
+ * @crc: as for mc_crc32c()
+ * @buf: data
+ * @len: its length
+ * @ret: the CRC; untouched on failure
+ *
+ * Return: 0, -EOPNOTSUPP if the CPU (or this build) has no such instruction,
+ * -EINVAL if @ret is NULL or @buf is NULL with a non-zero @len.
+ */
+int mc_crc32c_hw(uint32_t crc, const void *buf, size_t len, uint32_t *ret);
 
 /**
  * mc_journal_header_write() - write the 16-byte file header at offset 0

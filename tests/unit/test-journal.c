@@ -447,6 +447,100 @@ static void test_crc32c(void)
                 CU_ASSERT_EQUAL(mc_crc32c(mc_crc32c(0, s, k), s + k, 9 - k), 0xe3069283U);
 }
 
+/**
+ * test_crc32c_software() - the software path alone on the known vectors:
+ * what mc_crc32c() falls back to on a CPU without SSE4.2
+ */
+static void test_crc32c_software(void)
+{
+        uint8_t buf[32];
+        const char *s = "123456789";
+
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, s, 9), 0xe3069283U);
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, "", 0), 0);
+        memset(buf, 0, sizeof(buf));
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, buf, sizeof(buf)), 0x8a9136aaU);
+        memset(buf, 0xff, sizeof(buf));
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, buf, sizeof(buf)), 0x62a8ab43U);
+        for (size_t i = 0; i < sizeof(buf); i++)
+                buf[i] = (uint8_t) i;
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, buf, sizeof(buf)), 0x46dd794eU);
+        for (size_t k = 0; k <= 9; k++)
+                CU_ASSERT_EQUAL(mc_crc32c_sw(mc_crc32c_sw(0, s, k), s + k, 9 - k), 0xe3069283U);
+}
+
+/**
+ * crc_rand() - xorshift64, a fixed sequence from the seed @state holds
+ * @state: the generator's state, not 0
+ * Return: the next value
+ */
+static uint64_t crc_rand(uint64_t *state)
+{
+        uint64_t x = *state;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return *state = x;
+}
+
+/**
+ * crc_check_agree() - mc_crc32c(), mc_crc32c_sw() and (when the CPU has it)
+ * mc_crc32c_hw() give the same CRC of @p, from @seed
+ * @seed: the CRC to continue
+ * @p: data
+ * @len: its length
+ */
+static void crc_check_agree(uint32_t seed, const uint8_t *p, size_t len)
+{
+        uint32_t sw = mc_crc32c_sw(seed, p, len), hw = ~sw;
+
+        CU_ASSERT_EQUAL(mc_crc32c(seed, p, len), sw);
+        if (mc_crc32c_hw_available()) {
+                CU_ASSERT_EQUAL(mc_crc32c_hw(seed, p, len, &hw), 0);
+                CU_ASSERT_EQUAL(hw, sw);
+        } else {
+                CU_ASSERT_EQUAL(mc_crc32c_hw(seed, p, len, &hw), -EOPNOTSUPP);
+                CU_ASSERT_EQUAL(hw, ~sw);  /* untouched */
+        }
+}
+
+/**
+ * test_crc32c_paths_agree() - the hardware and software paths agree on
+ * random data of every length 0..300 at every misalignment 0..15, continued
+ * from 0 and from random CRCs, and on large buffers
+ */
+static void test_crc32c_paths_agree(void)
+{
+        enum { BIG = (1 << 20) + 37 };
+        _cleanup_free_ uint8_t *buf = malloc(BIG + 16);
+        uint64_t st = 0x9e3779b97f4a7c15ULL;
+        uint32_t v = 0;
+
+        CU_ASSERT_FATAL(buf != NULL);
+        for (size_t i = 0; i < BIG + 16; i++)
+                buf[i] = (uint8_t) crc_rand(&st);
+        for (size_t len = 0; len <= 300; len++)
+                for (size_t mis = 0; mis < 16; mis++) {
+                        crc_check_agree(0, buf + mis + len, len);
+                        crc_check_agree((uint32_t) crc_rand(&st), buf + 2 * mis + len, len);
+                }
+        for (size_t mis = 0; mis < 8; mis++) {
+                crc_check_agree(0, buf + mis, BIG - mis);
+                crc_check_agree((uint32_t) crc_rand(&st), buf + mis, 65536 + mis);
+        }
+        memset(buf, 0, BIG);
+        crc_check_agree(0, buf, BIG);
+        crc_check_agree(0xffffffffU, buf, BIG);
+        crc_check_agree(0, (const uint8_t *) "123456789", 9);
+        if (mc_crc32c_hw_available()) {
+                CU_ASSERT_EQUAL(mc_crc32c_hw(0, "123456789", 9, &v), 0);
+                CU_ASSERT_EQUAL(v, 0xe3069283U);
+        }
+        CU_ASSERT_EQUAL(mc_crc32c_hw(0, NULL, 1, &v), -EINVAL);
+        CU_ASSERT_EQUAL(mc_crc32c_hw(0, "x", 1, NULL), -EINVAL);
+}
+
 static void test_header(void)
 {
         static const uint8_t want[MC_JOURNAL_HEADER_SIZE] = {
@@ -1162,6 +1256,8 @@ int main(void)
 {
         static const struct mc_test tests[] = {
                 { "crc32c vectors", test_crc32c },
+                { "crc32c software path vectors", test_crc32c_software },
+                { "crc32c hardware and software paths agree", test_crc32c_paths_agree },
                 { "header write/check, empty journal", test_header },
                 { "bad headers refused", test_bad_header },
                 { "round trip of every body type", test_roundtrip },
