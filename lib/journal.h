@@ -285,6 +285,56 @@ int mc_journal_reader_new(const void *data, size_t size, struct mc_journal_reade
 int mc_journal_reader_next(struct mc_journal_reader *r, Memconv__JournalRecord **ret);
 
 /**
+ * mc_journal_reader_peek() - the next record's payload, checked but not decoded
+ * @r: the reader
+ * @ret_payload: the payload (framing, length cap and CRC checked), valid
+ *               until the reader is freed; untouched unless 1 is returned
+ * @ret_len: its length
+ *
+ * For a caller that decodes some records itself (mc_journal_decode_change()):
+ * the record is not consumed; mc_journal_reader_skip() consumes it, or
+ * mc_journal_reader_next() decodes it as usual (without checking its CRC
+ * again). Calling peek() again before either returns the same payload.
+ *
+ * Return: 1 with the payload; 0 if there is none to give (the end, or a frame
+ * that mc_journal_reader_next() will report as a bad tail): call
+ * mc_journal_reader_next(); -EINVAL if an argument is NULL.
+ */
+int mc_journal_reader_peek(struct mc_journal_reader *r, const void **ret_payload, size_t *ret_len);
+
+/**
+ * mc_journal_reader_skip() - consume the record mc_journal_reader_peek() gave
+ * @r: the reader
+ *
+ * Return: 0; -EINVAL if peek() has not returned 1 since the last record was
+ * consumed.
+ */
+int mc_journal_reader_skip(struct mc_journal_reader *r);
+
+/**
+ * mc_journal_decode_change() - decode a plain change record without protobuf-c
+ * @payload: a record's payload (mc_journal_reader_peek())
+ * @len: its length
+ * @ret_realtime_usec: the JournalRecord's realtime_usec; untouched unless 1
+ * @ret_change: its HistoryRecord (no unknown fields, owns no memory);
+ *              untouched unless 1
+ *
+ * A plain change record is a JournalRecord with a change body and at most
+ * realtime_usec besides, whose fields (and the HistoryRecord's) are each
+ * known, each encoded with their wire type, each present at most once: what
+ * mc_journal_encode() writes for a change. For those, the result equals what
+ * memconv__journal_record__unpack() gives, at a fraction of the cost (no
+ * allocation, no descriptor walk). Anything else, valid or not, is left to
+ * the generic decoder (mc_journal_reader_next()). Every read is bounded by
+ * @len.
+ *
+ * Return: 1 decoded; 0 not a plain change record; -EINVAL if @payload is
+ * NULL with a non-zero @len or an output is NULL.
+ */
+int mc_journal_decode_change(const void *payload, size_t len, uint64_t *ret_realtime_usec,
+                             Memconv__HistoryRecord *ret_change);
+
+/**
  * mc_journal_reader_tail() - where the valid part ends, once next() said 0
  * @r: the reader
  * @ret_valid_end: if not NULL, the file offset just after the last valid
