@@ -19,6 +19,11 @@
  * protobuf decoder. The decoder is given an allocator that notes failed
  * allocations, so running out of memory is reported as -ENOMEM and never
  * taken for corruption (which would make the daemon cut valid records).
+ * A caller that decodes the common record itself (a plain change record,
+ * mc_journal_decode_change()) takes the checked payload with peek() and
+ * consumes it with skip(); next() after peek() does not check the CRC again.
+ * The CRC32C is computed with the SSE4.2 crc32 instruction when the CPU has
+ * it, with the table otherwise: the same function either way.
  *
  * Compaction writes a complete new file under a temporary name and renames
  * it over the journal: readers see either the old or the new file, never a
