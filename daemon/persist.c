@@ -971,6 +971,42 @@ static void load_record_free(Memconv__JournalRecord *rec, bool flat_changes)
 }
 
 /**
+ * load_next() - the next record of a journal being replayed
+ * @rd: the reader
+ * @fast: storage for a record decoded here, owned by the caller
+ * @fast_change: storage for its change body, owned by the caller
+ * @ret: the record: @fast (borrowed; valid until the next call) or one from
+ *       mc_journal_reader_next() (owned: load_record_free())
+ *
+ * Most of a long journal is plain change records: those are decoded by
+ * mc_journal_decode_change() into @fast, without protobuf-c's generic unpack
+ * (two allocations and a descriptor walk each); every other record, and
+ * anything the reader has to report, goes through mc_journal_reader_next().
+ * The result is the same record either way.
+ *
+ * Return: as mc_journal_reader_next().
+ */
+static int load_next(struct mc_journal_reader *rd, Memconv__JournalRecord *fast,
+                     Memconv__HistoryRecord *fast_change, Memconv__JournalRecord **ret)
+{
+        const void *payload;
+        uint64_t realtime_usec;
+        size_t len;
+
+        if (mc_journal_reader_peek(rd, &payload, &len) == 1 &&
+            mc_journal_decode_change(payload, len, &realtime_usec, fast_change) == 1) {
+                memconv__journal_record__init(fast);
+                fast->realtime_usec = realtime_usec;
+                fast->body_case = MEMCONV__JOURNAL_RECORD__BODY_CHANGE;
+                fast->change = fast_change;
+                (void) mc_journal_reader_skip(rd);
+                *ret = fast;
+                return 1;
+        }
+        return mc_journal_reader_next(rd, ret);
+}
+
+/**
  * load_one() - rebuild the VM journaled in file @name
  * Return: 1 loaded, 0 skipped (logged), negative errno
  */
@@ -978,7 +1014,8 @@ static int load_one(struct persist *p, const char *name)
 {
         _cleanup_close_ int fd = -EBADF;
         struct mc_journal_reader *rd = NULL;
-        Memconv__JournalRecord *rec = NULL;
+        Memconv__JournalRecord *rec = NULL, fast;
+        Memconv__HistoryRecord fast_change;
         const Memconv__JournalVm *id;
         const char *reason = NULL;
         uint64_t records = 0, valid_end;
@@ -1021,8 +1058,9 @@ static int load_one(struct persist *p, const char *name)
         for (;;) {
                 load_apply(vm, &ls, rec);
                 records++;
-                load_record_free(rec, flat_changes);
-                r = mc_journal_reader_next(rd, &rec);
+                if (rec != &fast)
+                        load_record_free(rec, flat_changes);
+                r = load_next(rd, &fast, &fast_change, &rec);
                 if (r <= 0)
                         break;
         }

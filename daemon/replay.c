@@ -23,7 +23,12 @@
  * changes over a map of a few ranges cost one update per range they leave.
  * When the base is much larger than the operations (a snapshot followed by
  * a few changes), copying it would cost more than one set() per stretch, which
- * returns early where the map is so already: that is what is done then. Memory: 24 bytes per collected operation, twice while sorting, 16
+ * returns early where the map is so already: that is what is done then.
+ * Otherwise the sweep does not change the map at all: it merges the copy of
+ * the base with its stretches into the map's whole new content, in address
+ * order, and mc_rangemap_build() replaces the map's content with it in O(n)
+ * (a set() per range would cost a descent each); if that fails, the sweep
+ * runs again and changes the map as described above. Memory: 24 bytes per collected operation, twice while sorting, 16
  * per base range, and the heap (16 bytes per operation at worst, mapped up
  * front so the sweep cannot fail half-way; only what it uses is touched).
  */
@@ -268,7 +273,54 @@ struct replay_diff {
         size_t next;                      /* the first of them that may reach the next stretch */
         uint64_t start, end;              /* the pending stretch, if @pending */
         bool to_private, pending;
+        /* Build mode (@out not NULL): the map is not touched; its whole new content,
+         * base and stretches merged, goes to @out for mc_rangemap_build(). */
+        struct mc_rangemap_range *out;
+        size_t n_out, cap_out;
+        uint64_t out_pos;                 /* below it, @out holds the final content */
+        bool out_overflow;                /* @out was too small (its bound says never): not built */
 };
+
+/**
+ * out_add() - append a private range to the map's new content
+ * @d: the comparison, in build mode
+ * @start: first address; ranges come in increasing order
+ * @end: one past the last; nothing is added if <= @start
+ */
+static void out_add(struct replay_diff *d, uint64_t start, uint64_t end)
+{
+        if (start >= end)
+                return;
+        if (d->n_out > 0 && d->out[d->n_out - 1].end == start) {
+                d->out[d->n_out - 1].end = end;  /* touching: one range, as the map stores it */
+                return;
+        }
+        if (d->n_out == d->cap_out) {
+                d->out_overflow = true;
+                return;
+        }
+        d->out[d->n_out++] = (struct mc_rangemap_range) { start, end, MC_ATTR_PRIVATE };
+}
+
+/**
+ * out_base() - append the base's private ranges below @limit, from @d->out_pos
+ * @d: the comparison, in build mode
+ * @limit: where the next stretch starts (UINT64_MAX: the rest of the base)
+ *
+ * A base range that reaches past @limit stays the next one to look at: the
+ * part of it after the stretch is added with what follows.
+ */
+static void out_base(struct replay_diff *d, uint64_t limit)
+{
+        while (d->next < d->n_base && d->base[d->next].start < limit) {
+                const struct replay_range *b = &d->base[d->next];
+
+                out_add(d, b->start > d->out_pos ? b->start : d->out_pos, b->end < limit ? b->end : limit);
+                if (b->end > limit)
+                        break;
+                d->next++;
+        }
+}
 
 /**
  * diff_emit() - make the pending stretch so in the map, where the base differs
@@ -281,6 +333,14 @@ static void diff_emit(struct replay_diff *d)
         if (!d->pending)
                 return;
         d->pending = false;
+        if (d->out) {
+                /* The base up to the stretch, then the stretch in place of the base. */
+                out_base(d, d->start);
+                if (d->to_private)
+                        out_add(d, d->start, d->end);
+                d->out_pos = d->end;
+                return;
+        }
         if (!d->compare) {
                 /* set() returns early where the map is so already. */
                 (void) mc_rangemap_set(d->map, d->start, d->end, d->to_private ? MC_ATTR_PRIVATE : 0);
@@ -363,6 +423,8 @@ static void sweep(struct replay_diff *d, const struct replay_op *ops, size_t n, 
                 x = next;
         }
         diff_emit(d);
+        if (d->out)
+                out_base(d, UINT64_MAX);
 }
 
 /* The copy of the base being taken. */
@@ -396,6 +458,7 @@ void replay_map_finish(struct replay_map *rm)
         struct replay_live *heap = NULL;
         size_t n = rm->n_ops, n_base = mc_rangemap_count(rm->map);
         struct replay_diff d = { .map = rm->map };
+        bool built = false;
 
         if (rm->direct || n == 0)
                 goto done;
@@ -427,7 +490,27 @@ void replay_map_finish(struct replay_map *rm)
         }
         if (rm->unsorted)
                 sorted = sort_ops(rm->ops, tmp, n, hist);
-        sweep(&d, sorted, n, heap);
+        /* The new content is the base with the stretches in its place: at most
+         * n_base + 2 pieces of base and 1 stretch per stretch, of which the sweep
+         * makes at most 2n + 1. Built in one go (mc_rangemap_build()), it costs
+         * O(ranges), not a set() per difference; should that fail, the sweep is
+         * done again the usual way, on the map it left untouched. */
+        if (d.compare) {
+                size_t cap = n_base + 3 * (2 * n + 1);
+                struct mc_rangemap_range *out = array_new(cap, sizeof(*out));
+
+                if (out) {
+                        d.out = out;
+                        d.cap_out = cap;
+                        sweep(&d, sorted, n, heap);
+                        built = !d.out_overflow && mc_rangemap_build(rm->map, out, d.n_out) == 0;
+                        array_free(out, cap * sizeof(*out));
+                        d = (struct replay_diff) { .map = rm->map, .compare = true, .base = base,
+                                                   .n_base = n_base };
+                }
+        }
+        if (!built)
+                sweep(&d, sorted, n, heap);
 done:
         array_free(heap, n * sizeof(*heap));
         array_free(base, n_base * sizeof(*base));

@@ -19,6 +19,11 @@
  * protobuf decoder. The decoder is given an allocator that notes failed
  * allocations, so running out of memory is reported as -ENOMEM and never
  * taken for corruption (which would make the daemon cut valid records).
+ * A caller that decodes the common record itself (a plain change record,
+ * mc_journal_decode_change()) takes the checked payload with peek() and
+ * consumes it with skip(); next() after peek() does not check the CRC again.
+ * The CRC32C is computed with the SSE4.2 crc32 instruction when the CPU has
+ * it, with the table otherwise: the same function either way.
  *
  * Compaction writes a complete new file under a temporary name and renames
  * it over the journal: readers see either the old or the new file, never a
@@ -92,7 +97,7 @@ static const uint32_t crc32c_table[256] = {
         0xbe2da0a5U, 0x4c4623a6U, 0x5f16d052U, 0xad7d5351U,
 };
 
-uint32_t mc_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t mc_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
         const uint8_t *p = buf;
 
@@ -100,6 +105,78 @@ uint32_t mc_crc32c(uint32_t crc, const void *buf, size_t len)
         while (len--)
                 crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
         return ~crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define JOURNAL_HAVE_CRC32C_SSE42 1
+
+/**
+ * crc32c_sse42() - the CRC32C update with the SSE4.2 crc32 instruction, which
+ * computes exactly this polynomial (reflected 0x82f63b78), 8 bytes at a time
+ * @crc: the running CRC, already inverted
+ * @p: data (any alignment: loaded with memcpy())
+ * @len: its length
+ *
+ * Only to be called when the CPU has SSE4.2 (mc_crc32c_hw_available()).
+ *
+ * Return: the updated CRC, still inverted.
+ */
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len)
+{
+        uint64_t c = crc;
+
+        for (; len >= 8; p += 8, len -= 8) {
+                uint64_t v;
+
+                memcpy(&v, p, sizeof(v));
+                c = __builtin_ia32_crc32di(c, v);
+        }
+        crc = (uint32_t) c;
+        if (len >= 4) {
+                uint32_t v;
+
+                memcpy(&v, p, sizeof(v));
+                crc = __builtin_ia32_crc32si(crc, v);
+                p += 4;
+                len -= 4;
+        }
+        while (len--)
+                crc = __builtin_ia32_crc32qi(crc, *p++);
+        return crc;
+}
+#endif
+
+bool mc_crc32c_hw_available(void)
+{
+#ifdef JOURNAL_HAVE_CRC32C_SSE42
+        return __builtin_cpu_supports("sse4.2");
+#else
+        return false;
+#endif
+}
+
+int mc_crc32c_hw(uint32_t crc, const void *buf, size_t len, uint32_t *ret)
+{
+        if (!ret || (!buf && len))
+                return -EINVAL;
+#ifdef JOURNAL_HAVE_CRC32C_SSE42
+        if (__builtin_cpu_supports("sse4.2")) {
+                *ret = ~crc32c_sse42(~crc, buf, len);
+                return 0;
+        }
+#endif
+        return -EOPNOTSUPP;
+}
+
+uint32_t mc_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+#ifdef JOURNAL_HAVE_CRC32C_SSE42
+        /* __builtin_cpu_supports() reads what libgcc's constructor found: a load, no cpuid. */
+        if (__builtin_cpu_supports("sse4.2"))
+                return ~crc32c_sse42(~crc, buf, len);
+#endif
+        return mc_crc32c_sw(crc, buf, len);
 }
 
 /**
@@ -406,6 +483,7 @@ struct mc_journal_reader {
         uint8_t *data;
         size_t size;
         size_t pos;
+        size_t peeked;          /* payload length of the frame at pos whose CRC peek() checked; 0: none */
         bool done;
         bool corrupt;
         char reason[160];
@@ -599,6 +677,11 @@ int mc_journal_reader_next(struct mc_journal_reader *r, Memconv__JournalRecord *
                                    left, off);
         len = get_le32(p);
         crc = get_le32(p + 4);
+        if (r->peeked) {
+                /* mc_journal_reader_peek() checked this frame already. */
+                len = (uint32_t) r->peeked;
+                goto decode;
+        }
         if (len == 0) {
                 bool zeros = true;
 
@@ -623,6 +706,7 @@ int mc_journal_reader_next(struct mc_journal_reader *r, Memconv__JournalRecord *
                                    ", computed 0x%08" PRIx32 ")",
                                    off, crc, crc_calc);
 
+decode:
         rec = memconv__journal_record__unpack(&allocator, len, p + MC_JOURNAL_FRAME_SIZE);
         if (!rec) {
                 if (watch.failed)
@@ -633,7 +717,179 @@ int mc_journal_reader_next(struct mc_journal_reader *r, Memconv__JournalRecord *
         }
 
         r->pos += MC_JOURNAL_FRAME_SIZE + len;
+        r->peeked = 0;
         *ret = rec;
+        return 1;
+}
+
+int mc_journal_reader_peek(struct mc_journal_reader *r, const void **ret_payload, size_t *ret_len)
+{
+        const uint8_t *p;
+        size_t left;
+        uint32_t len;
+
+        if (!r || !ret_payload || !ret_len)
+                return -EINVAL;
+        if (r->done)
+                return 0;
+        p = r->data + r->pos;
+        if (!r->peeked) {
+                /* The checks of mc_journal_reader_next(), in its order; anything it would
+                 * report (the end of file too) is left to it. */
+                left = r->size - r->pos;
+                if (left < MC_JOURNAL_FRAME_SIZE)
+                        return 0;
+                len = get_le32(p);
+                if (len == 0 || len > MC_JOURNAL_PAYLOAD_MAX || len > left - MC_JOURNAL_FRAME_SIZE)
+                        return 0;
+                if (mc_crc32c(0, p + MC_JOURNAL_FRAME_SIZE, len) != get_le32(p + 4))
+                        return 0;
+                r->peeked = len;
+        }
+        *ret_payload = p + MC_JOURNAL_FRAME_SIZE;
+        *ret_len = r->peeked;
+        return 1;
+}
+
+int mc_journal_reader_skip(struct mc_journal_reader *r)
+{
+        if (!r || !r->peeked)
+                return -EINVAL;
+        r->pos += MC_JOURNAL_FRAME_SIZE + r->peeked;
+        r->peeked = 0;
+        return 0;
+}
+
+/**
+ * pb_varint() - decode a protobuf varint as protobuf-c does
+ * @p: its first byte
+ * @left: bytes available at @p
+ * @max: the most bytes protobuf-c accepts for it (PB_TAG_MAX, ...)
+ * @ret: the value, truncated to 64 bits as protobuf-c does; untouched on failure
+ *
+ * Return: the number of bytes used, 0 if there is no complete varint of at
+ * most @max bytes at @p.
+ */
+static size_t pb_varint(const uint8_t *p, size_t left, size_t max, uint64_t *ret)
+{
+        uint64_t v = 0;
+
+        for (size_t i = 0; i < max && i < left; i++) {
+                v |= (uint64_t) (p[i] & 0x7f) << (7 * i);
+                if (!(p[i] & 0x80)) {
+                        *ret = v;
+                        return i + 1;
+                }
+        }
+        return 0;
+}
+
+#define PB_TAG(field, wire) ((uint64_t) (field) << 3 | (wire))
+#define PB_WIRE_VARINT 0U
+#define PB_WIRE_LEN 2U
+#define PB_TAG_MAX 5U           /* protobuf-c's limits, in bytes: a tag, */
+#define PB_PREFIX_MAX 5U        /* a length prefix, */
+#define PB_VARINT_MAX 10U       /* a varint value */
+
+/**
+ * decode_history_fields() - the fields of a HistoryRecord, all varints
+ * @p: its encoding
+ * @len: the length of @p
+ * @c: receives the fields, initialised by the caller
+ *
+ * Return: true if @p holds only known fields, each a varint, each at most
+ * once; false otherwise (@c is then partly filled).
+ */
+static bool decode_history_fields(const uint8_t *p, size_t len, Memconv__HistoryRecord *c)
+{
+        const uint8_t *end = p + len;
+        uint32_t seen = 0;
+
+        while (p < end) {
+                uint64_t tag, v;
+                uint32_t f;
+                size_t k;
+
+                k = pb_varint(p, (size_t) (end - p), PB_TAG_MAX, &tag);
+                if (!k || (tag & 7) != PB_WIRE_VARINT || tag >> 3 < 1 || tag >> 3 > 14)
+                        return false;
+                f = (uint32_t) (tag >> 3);
+                if (seen & (1U << f))
+                        return false;  /* protobuf-c keeps the last: leave it to it */
+                seen |= 1U << f;
+                p += k;
+                k = pb_varint(p, (size_t) (end - p), PB_VARINT_MAX, &v);
+                if (!k)
+                        return false;
+                p += k;
+                switch (f) {
+                case 1: c->seq = v; break;
+                case 2: c->realtime_usec = v; break;
+                case 3: c->gpa = v; break;
+                case 4: c->size = v; break;
+                /* enums and uint32: protobuf-c keeps the low 32 bits */
+                case 5: c->from = (Memconv__Attribute) (int32_t) (uint32_t) v; break;
+                case 6: c->to = (Memconv__Attribute) (int32_t) (uint32_t) v; break;
+                case 7:
+                        /* protobuf-c's bool is "any bit set", bits past 64 included */
+                        if (k == PB_VARINT_MAX)
+                                return false;
+                        c->implicit = v != 0;
+                        break;
+                case 8: c->source = (Memconv__ConvertSource) (int32_t) (uint32_t) v; break;
+                case 9: c->vcpu = (uint32_t) v; break;
+                case 10: c->request_id = v; break;
+                case 11: c->decision_id = v; break;
+                case 12: c->result = (Memconv__ChangeResult) (int32_t) (uint32_t) v; break;
+                case 13: c->decision_latency_usec = v; break;
+                case 14: c->code = (Memconv__Code) (int32_t) (uint32_t) v; break;
+                }
+        }
+        return true;
+}
+
+int mc_journal_decode_change(const void *payload, size_t len, uint64_t *ret_realtime_usec,
+                             Memconv__HistoryRecord *ret_change)
+{
+        const uint8_t *p = payload, *end;
+        Memconv__HistoryRecord c = MEMCONV__HISTORY_RECORD__INIT;
+        uint64_t realtime = 0;
+        bool seen_realtime = false, seen_change = false;
+
+        if ((!payload && len) || !ret_realtime_usec || !ret_change)
+                return -EINVAL;
+        end = p + len;
+        while (p < end) {
+                uint64_t tag, v;
+                size_t k;
+
+                k = pb_varint(p, (size_t) (end - p), PB_TAG_MAX, &tag);
+                if (!k)
+                        return 0;
+                p += k;
+                if (tag == PB_TAG(1, PB_WIRE_VARINT) && !seen_realtime) {
+                        k = pb_varint(p, (size_t) (end - p), PB_VARINT_MAX, &v);
+                        if (!k)
+                                return 0;
+                        p += k;
+                        realtime = v;
+                        seen_realtime = true;
+                } else if (tag == PB_TAG(12, PB_WIRE_LEN) && !seen_change) {
+                        k = pb_varint(p, (size_t) (end - p), PB_PREFIX_MAX, &v);
+                        if (!k || v > (uint64_t) (end - p) - k)
+                                return 0;
+                        p += k;
+                        if (!decode_history_fields(p, (size_t) v, &c))
+                                return 0;
+                        p += v;
+                        seen_change = true;
+                } else
+                        return 0;
+        }
+        if (!seen_change)
+                return 0;
+        *ret_realtime_usec = realtime;
+        *ret_change = c;
         return 1;
 }
 

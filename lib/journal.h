@@ -51,6 +51,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,13 +69,46 @@
  * @buf: data
  * @len: its length
  *
- * Software, table-driven. The pre- and post-inversion are done inside, so
+ * The SSE4.2 crc32 instruction when the CPU has it (checked at run time),
+ * mc_crc32c_sw() otherwise; both give the same result for every input. The
+ * pre- and post-inversion are done inside, so
  * mc_crc32c(mc_crc32c(0, a, la), b, lb) == CRC32C of a followed by b, and
  * mc_crc32c(0, "123456789", 9) == 0xe3069283.
  *
  * Return: the CRC.
  */
 uint32_t mc_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/**
+ * mc_crc32c_sw() - mc_crc32c() in software (table-driven), whatever the CPU
+ * @crc: as for mc_crc32c()
+ * @buf: data
+ * @len: its length
+ *
+ * The fallback of mc_crc32c(), and the reference the tests hold the hardware
+ * path to.
+ *
+ * Return: the CRC.
+ */
+uint32_t mc_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+
+/**
+ * mc_crc32c_hw_available() - whether mc_crc32c() uses a CRC32C instruction
+ * Return: true on x86-64 with SSE4.2, false otherwise.
+ */
+bool mc_crc32c_hw_available(void);
+
+/**
+ * mc_crc32c_hw() - mc_crc32c() with the CPU's CRC32C instruction only
+ * @crc: as for mc_crc32c()
+ * @buf: data
+ * @len: its length
+ * @ret: the CRC; untouched on failure
+ *
+ * Return: 0, -EOPNOTSUPP if the CPU (or this build) has no such instruction,
+ * -EINVAL if @ret is NULL or @buf is NULL with a non-zero @len.
+ */
+int mc_crc32c_hw(uint32_t crc, const void *buf, size_t len, uint32_t *ret);
 
 /**
  * mc_journal_header_write() - write the 16-byte file header at offset 0
@@ -249,6 +283,56 @@ int mc_journal_reader_new(const void *data, size_t size, struct mc_journal_reade
  * corruption).
  */
 int mc_journal_reader_next(struct mc_journal_reader *r, Memconv__JournalRecord **ret);
+
+/**
+ * mc_journal_reader_peek() - the next record's payload, checked but not decoded
+ * @r: the reader
+ * @ret_payload: the payload (framing, length cap and CRC checked), valid
+ *               until the reader is freed; untouched unless 1 is returned
+ * @ret_len: its length
+ *
+ * For a caller that decodes some records itself (mc_journal_decode_change()):
+ * the record is not consumed; mc_journal_reader_skip() consumes it, or
+ * mc_journal_reader_next() decodes it as usual (without checking its CRC
+ * again). Calling peek() again before either returns the same payload.
+ *
+ * Return: 1 with the payload; 0 if there is none to give (the end, or a frame
+ * that mc_journal_reader_next() will report as a bad tail): call
+ * mc_journal_reader_next(); -EINVAL if an argument is NULL.
+ */
+int mc_journal_reader_peek(struct mc_journal_reader *r, const void **ret_payload, size_t *ret_len);
+
+/**
+ * mc_journal_reader_skip() - consume the record mc_journal_reader_peek() gave
+ * @r: the reader
+ *
+ * Return: 0; -EINVAL if peek() has not returned 1 since the last record was
+ * consumed.
+ */
+int mc_journal_reader_skip(struct mc_journal_reader *r);
+
+/**
+ * mc_journal_decode_change() - decode a plain change record without protobuf-c
+ * @payload: a record's payload (mc_journal_reader_peek())
+ * @len: its length
+ * @ret_realtime_usec: the JournalRecord's realtime_usec; untouched unless 1
+ * @ret_change: its HistoryRecord (no unknown fields, owns no memory);
+ *              untouched unless 1
+ *
+ * A plain change record is a JournalRecord with a change body and at most
+ * realtime_usec besides, whose fields (and the HistoryRecord's) are each
+ * known, each encoded with their wire type, each present at most once: what
+ * mc_journal_encode() writes for a change. For those, the result equals what
+ * memconv__journal_record__unpack() gives, at a fraction of the cost (no
+ * allocation, no descriptor walk). Anything else, valid or not, is left to
+ * the generic decoder (mc_journal_reader_next()). Every read is bounded by
+ * @len.
+ *
+ * Return: 1 decoded; 0 not a plain change record; -EINVAL if @payload is
+ * NULL with a non-zero @len or an output is NULL.
+ */
+int mc_journal_decode_change(const void *payload, size_t len, uint64_t *ret_realtime_usec,
+                             Memconv__HistoryRecord *ret_change);
 
 /**
  * mc_journal_reader_tail() - where the valid part ends, once next() said 0

@@ -858,6 +858,131 @@ void mc_rangemap_clear(mc_rangemap *m)
 }
 
 /**
+ * rm_build_fail() - free what a failed mc_rangemap_build() had built
+ * @nodes:  subtree roots, freed with the array
+ * @starts: the array of their first starts, freed
+ * @done:   @nodes[0, @done) are at level @level
+ * @from:   @nodes[@from, @to) are at level @level - 1 (not yet taken over
+ *          by a node of @level); @done <= @from; empty when @level is 0
+ * @to:     see @from
+ * @level:  the level being built
+ * Return: -ENOMEM
+ */
+static int rm_build_fail(void **nodes, uint64_t *starts, size_t done, size_t from, size_t to,
+                         unsigned level)
+{
+        for (size_t i = 0; i < done; i++)
+                rm_free_node(nodes[i], level);
+        for (size_t i = from; i < to && level > 0; i++)
+                rm_free_node(nodes[i], level - 1);
+        free(nodes);
+        free(starts);
+        return -ENOMEM;
+}
+
+/**
+ * mc_rangemap_build() - replace a map's content with sorted ranges (see rangemap.h)
+ * @m: the map
+ * @e: the ranges, in address order, borrowed
+ * @n: how many
+ *
+ * Bottom-up: leaves filled in order, then each level of inner nodes over the
+ * one below, until one node is left, the root. @n entries need
+ * L = ceil(n / RM_LEAF_MAX) leaves; dealt out evenly, each gets n / L or one
+ * more, which is at least RM_LEAF_MIN when L > 1 (n > (L - 1) RM_LEAF_MAX),
+ * and likewise for the inner nodes of each level; the root, when it is an
+ * inner node, has at least 2 children. The key between two children is the
+ * start of the right one's first entry: in the gap, as the keys must be.
+ * nodes[] holds the roots of the level being built in place of those of the
+ * level below (node k of a level takes over nodes at indices >= k), and the
+ * smallest start of each in starts[].
+ *
+ * Return: 0, -EINVAL, -ENOMEM (@m unchanged).
+ */
+int mc_rangemap_build(mc_rangemap *m, const struct mc_rangemap_range *e, size_t n)
+{
+        uint64_t *starts = NULL;
+        void **nodes = NULL;
+        size_t cur, n_leaves, n_inners = 0;
+        unsigned level = 0;
+
+        if (!m || (!e && n))
+                return -EINVAL;
+        for (size_t i = 0; i < n; i++) {
+                if (e[i].start >= e[i].end || e[i].value == 0)
+                        return -EINVAL;
+                if (i > 0 && (e[i].start < e[i - 1].end ||
+                              (e[i].start == e[i - 1].end && e[i].value == e[i - 1].value)))
+                        return -EINVAL;
+        }
+        if (n == 0) {
+                mc_rangemap_clear(m);
+                return 0;
+        }
+
+        n_leaves = (n + RM_LEAF_MAX - 1) / RM_LEAF_MAX;
+        nodes = calloc(n_leaves, sizeof(*nodes));
+        starts = malloc(n_leaves * sizeof(*starts));
+        if (!nodes || !starts)
+                return rm_build_fail(nodes, starts, 0, 0, 0, 0);
+        for (size_t j = 0, i = 0; j < n_leaves; j++) {
+                unsigned cnt = (unsigned) (n / n_leaves + (j < n % n_leaves));
+                struct rm_leaf *l = malloc(sizeof(*l));
+
+                if (!l)
+                        return rm_build_fail(nodes, starts, j, 0, 0, 0);
+                l->n = cnt;
+                l->level = 0;
+                for (unsigned k = 0; k < cnt; k++, i++) {
+                        l->start[k] = e[i].start;
+                        l->end[k] = e[i].end;
+                        l->value[k] = e[i].value;
+                }
+                nodes[j] = l;
+                starts[j] = l->start[0];
+        }
+
+        for (cur = n_leaves; cur > 1; ) {
+                size_t n_up = (cur + RM_INNER_MAX - 1) / RM_INNER_MAX, from = 0;
+
+                level++;
+                for (size_t k = 0; k < n_up; k++) {
+                        unsigned cnt = (unsigned) (cur / n_up + (k < cur % n_up));
+                        struct rm_inner *in = malloc(sizeof(*in));
+
+                        if (!in) {
+                                /* nodes[0, k) are this level's; nodes[from, cur) the level below's;
+                                 * the leaves and inners counted so far belong to them. */
+                                return rm_build_fail(nodes, starts, k, from, cur, level);
+                        }
+                        in->n = cnt;
+                        in->level = level;
+                        for (unsigned c = 0; c < cnt; c++) {
+                                in->child[c] = nodes[from + c];
+                                if (c > 0)
+                                        in->key[c - 1] = starts[from + c];
+                        }
+                        starts[k] = starts[from];
+                        nodes[k] = in;
+                        from += cnt;
+                        n_inners++;
+                }
+                cur = n_up;
+        }
+
+        /* Nothing below can fail: the old content goes, the new one comes. */
+        mc_rangemap_clear(m);
+        m->root = nodes[0];
+        m->height = level + 1;
+        m->count = n;
+        m->leaves = n_leaves;
+        m->inners = n_inners;
+        free(nodes);
+        free(starts);
+        return 0;
+}
+
+/**
  * struct rm_plan - what mc_rangemap_set() will do, decided read-only
  * @s:        start of the stored range after merging (<= the new start)
  * @e:        end of it after merging (>= the new end)

@@ -119,6 +119,36 @@ size_t mc_rangemap_memory(const mc_rangemap *m);
 /** mc_rangemap_clear() - remove every stored range */
 void mc_rangemap_clear(mc_rangemap *m);
 
+/**
+ * struct mc_rangemap_range - one stored range, for mc_rangemap_build()
+ * @start: first address
+ * @end:   one past the last, > @start
+ * @value: its value, not 0
+ */
+struct mc_rangemap_range {
+        uint64_t start;
+        uint64_t end;
+        uint64_t value;
+};
+
+/**
+ * mc_rangemap_build() - replace every stored range with @n sorted ranges
+ * @m: the map
+ * @e: the ranges, in increasing address order, borrowed: each non-empty,
+ *     non-zero, not overlapping the one before, and not touching it with
+ *     the same value (the form the map stores them in)
+ * @n: how many
+ *
+ * The same map as mc_rangemap_clear() and then mc_rangemap_set() for each
+ * range, in O(n) instead of O(n log n): the tree is built bottom-up with
+ * full nodes (any later update keeps every invariant). All nodes are
+ * allocated before the old content is freed.
+ *
+ * Return: 0; -EINVAL if @m is NULL, @e is NULL with @n > 0, or the ranges
+ * are not in that form; -ENOMEM. On failure @m is unchanged.
+ */
+int mc_rangemap_build(mc_rangemap *m, const struct mc_rangemap_range *e, size_t n);
+
 /* for tests */
 
 /**

@@ -12,6 +12,10 @@
  *  - tail() reports an end inside [MC_JOURNAL_HEADER_SIZE, size] equal to
  *    the reader's offset, clean exactly when that end is the file's size,
  *    with a reason exactly when it is not;
+ *  - peek() gives a payload exactly when next() gives a record or reports
+ *    an undecodable one, the payload of that frame; where
+ *    mc_journal_decode_change() decodes it, next() gives the same record
+ *    (a change, no unknown field, every field equal);
  *  - the valid part is the file's prefix: re-encoding the records read
  *    (mc_journal_encode()) and reading that again yields as many records
  *    and a clean end (when every record has a body and no unknown field).
@@ -37,6 +41,25 @@ static void put_le32_(uint8_t *p, uint32_t v)
         p[1] = (uint8_t) (v >> 8);
         p[2] = (uint8_t) (v >> 16);
         p[3] = (uint8_t) (v >> 24);
+}
+
+/**
+ * same_change() - whether @rec is the change record mc_journal_decode_change()
+ * gave as @realtime_usec and @c
+ */
+static bool same_change(const Memconv__JournalRecord *rec, uint64_t realtime_usec,
+                        const Memconv__HistoryRecord *c)
+{
+        const Memconv__HistoryRecord *g = rec->change;
+
+        return rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_CHANGE && g &&
+               !fuzz_pb_has_unknown(&rec->base) && rec->realtime_usec == realtime_usec &&
+               g->seq == c->seq && g->realtime_usec == c->realtime_usec && g->gpa == c->gpa &&
+               g->size == c->size && g->from == c->from && g->to == c->to &&
+               g->implicit == c->implicit && g->source == c->source && g->vcpu == c->vcpu &&
+               g->request_id == c->request_id && g->decision_id == c->decision_id &&
+               g->result == c->result && g->decision_latency_usec == c->decision_latency_usec &&
+               g->code == c->code && !c->base.unknown_fields && !c->base.n_unknown_fields;
 }
 
 /**
@@ -79,12 +102,33 @@ static long read_journal(const uint8_t *data, size_t size, uint8_t **reencode, s
         prev = MC_JOURNAL_HEADER_SIZE;
         for (;;) {
                 Memconv__JournalRecord *rec = NULL;
+                Memconv__HistoryRecord fc;
+                const void *payload = NULL, *again = NULL;
+                size_t plen = 0, again_len = 0;
+                uint64_t frt = 0;
+                int peeked, fast = 0;
 
+                peeked = mc_journal_reader_peek(r, &payload, &plen);
+                FUZZ_CHECK(peeked == 0 || peeked == 1);
+                if (peeked) {
+                        FUZZ_CHECK(plen >= 1 && plen <= size - prev - MC_JOURNAL_FRAME_SIZE);
+                        FUZZ_CHECK(mc_journal_reader_peek(r, &again, &again_len) == 1);
+                        FUZZ_CHECK(again == payload && again_len == plen);
+                        fast = mc_journal_decode_change(payload, plen, &frt, &fc);
+                        FUZZ_CHECK(fast == 0 || fast == 1);
+                }
                 k = mc_journal_reader_next(r, &rec);
                 FUZZ_CHECK(k == 0 || k == 1);
-                if (k == 0)
+                FUZZ_CHECK(k == 0 || peeked == 1);
+                if (k == 0) {
+                        FUZZ_CHECK(!fast);
                         break;
+                }
                 FUZZ_CHECK(rec != NULL);
+                FUZZ_CHECK(mc_journal_reader_offset(r) == prev + MC_JOURNAL_FRAME_SIZE + plen);
+                if (fast)
+                        FUZZ_CHECK(same_change(rec, frt, &fc));
+                FUZZ_CHECK(mc_journal_reader_skip(r) == -EINVAL);
                 n++;
                 FUZZ_CHECK(mc_journal_reader_offset(r) >= prev + MC_JOURNAL_FRAME_SIZE + 1);
                 FUZZ_CHECK(mc_journal_reader_offset(r) <= size);

@@ -447,6 +447,344 @@ static void test_crc32c(void)
                 CU_ASSERT_EQUAL(mc_crc32c(mc_crc32c(0, s, k), s + k, 9 - k), 0xe3069283U);
 }
 
+/**
+ * test_crc32c_software() - the software path alone on the known vectors:
+ * what mc_crc32c() falls back to on a CPU without SSE4.2
+ */
+static void test_crc32c_software(void)
+{
+        uint8_t buf[32];
+        const char *s = "123456789";
+
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, s, 9), 0xe3069283U);
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, "", 0), 0);
+        memset(buf, 0, sizeof(buf));
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, buf, sizeof(buf)), 0x8a9136aaU);
+        memset(buf, 0xff, sizeof(buf));
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, buf, sizeof(buf)), 0x62a8ab43U);
+        for (size_t i = 0; i < sizeof(buf); i++)
+                buf[i] = (uint8_t) i;
+        CU_ASSERT_EQUAL(mc_crc32c_sw(0, buf, sizeof(buf)), 0x46dd794eU);
+        for (size_t k = 0; k <= 9; k++)
+                CU_ASSERT_EQUAL(mc_crc32c_sw(mc_crc32c_sw(0, s, k), s + k, 9 - k), 0xe3069283U);
+}
+
+/**
+ * crc_rand() - xorshift64, a fixed sequence from the seed @state holds
+ * @state: the generator's state, not 0
+ * Return: the next value
+ */
+static uint64_t crc_rand(uint64_t *state)
+{
+        uint64_t x = *state;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        return *state = x;
+}
+
+/**
+ * crc_check_agree() - mc_crc32c(), mc_crc32c_sw() and (when the CPU has it)
+ * mc_crc32c_hw() give the same CRC of @p, from @seed
+ * @seed: the CRC to continue
+ * @p: data
+ * @len: its length
+ */
+static void crc_check_agree(uint32_t seed, const uint8_t *p, size_t len)
+{
+        uint32_t sw = mc_crc32c_sw(seed, p, len), hw = ~sw;
+
+        CU_ASSERT_EQUAL(mc_crc32c(seed, p, len), sw);
+        if (mc_crc32c_hw_available()) {
+                CU_ASSERT_EQUAL(mc_crc32c_hw(seed, p, len, &hw), 0);
+                CU_ASSERT_EQUAL(hw, sw);
+        } else {
+                CU_ASSERT_EQUAL(mc_crc32c_hw(seed, p, len, &hw), -EOPNOTSUPP);
+                CU_ASSERT_EQUAL(hw, ~sw);  /* untouched */
+        }
+}
+
+/**
+ * test_crc32c_paths_agree() - the hardware and software paths agree on
+ * random data of every length 0..300 at every misalignment 0..15, continued
+ * from 0 and from random CRCs, and on large buffers
+ */
+static void test_crc32c_paths_agree(void)
+{
+        enum { BIG = (1 << 20) + 37 };
+        _cleanup_free_ uint8_t *buf = malloc(BIG + 16);
+        uint64_t st = 0x9e3779b97f4a7c15ULL;
+        uint32_t v = 0;
+
+        CU_ASSERT_FATAL(buf != NULL);
+        for (size_t i = 0; i < BIG + 16; i++)
+                buf[i] = (uint8_t) crc_rand(&st);
+        for (size_t len = 0; len <= 300; len++)
+                for (size_t mis = 0; mis < 16; mis++) {
+                        crc_check_agree(0, buf + mis + len, len);
+                        crc_check_agree((uint32_t) crc_rand(&st), buf + 2 * mis + len, len);
+                }
+        for (size_t mis = 0; mis < 8; mis++) {
+                crc_check_agree(0, buf + mis, BIG - mis);
+                crc_check_agree((uint32_t) crc_rand(&st), buf + mis, 65536 + mis);
+        }
+        memset(buf, 0, BIG);
+        crc_check_agree(0, buf, BIG);
+        crc_check_agree(0xffffffffU, buf, BIG);
+        crc_check_agree(0, (const uint8_t *) "123456789", 9);
+        if (mc_crc32c_hw_available()) {
+                CU_ASSERT_EQUAL(mc_crc32c_hw(0, "123456789", 9, &v), 0);
+                CU_ASSERT_EQUAL(v, 0xe3069283U);
+        }
+        CU_ASSERT_EQUAL(mc_crc32c_hw(0, NULL, 1, &v), -EINVAL);
+        CU_ASSERT_EQUAL(mc_crc32c_hw(0, "x", 1, NULL), -EINVAL);
+}
+
+/**
+ * decode_agrees() - mc_journal_decode_change() on @p, held to protobuf-c
+ * @p: a payload
+ * @len: its length
+ *
+ * Where the decoder says 1, protobuf-c must decode the same change record
+ * without unknown fields; where it says 0, the outputs must be untouched.
+ *
+ * Return: what mc_journal_decode_change() returned.
+ */
+static int decode_agrees(const uint8_t *p, size_t len)
+{
+        Memconv__HistoryRecord c, poison;
+        Memconv__JournalRecord mine = MEMCONV__JOURNAL_RECORD__INIT, *rec;
+        uint64_t rt = 0x5a5a5a5a5a5a5a5aULL;
+        int k;
+
+        memset(&c, 0xa5, sizeof(c));
+        poison = c;
+        k = mc_journal_decode_change(p, len, &rt, &c);
+        CU_ASSERT(k == 0 || k == 1);
+        if (k != 1) {
+                CU_ASSERT_EQUAL(rt, 0x5a5a5a5a5a5a5a5aULL);
+                CU_ASSERT(memcmp(&c, &poison, sizeof(c)) == 0);
+                return k;
+        }
+        rec = memconv__journal_record__unpack(NULL, len, p);
+        CU_ASSERT_FATAL(rec != NULL);
+        mine.realtime_usec = rt;
+        mine.body_case = MEMCONV__JOURNAL_RECORD__BODY_CHANGE;
+        mine.change = &c;
+        CU_ASSERT_EQUAL(rec->body_case, MEMCONV__JOURNAL_RECORD__BODY_CHANGE);
+        CU_ASSERT_EQUAL(rec->base.n_unknown_fields, 0);
+        CU_ASSERT_EQUAL(rec->change->base.n_unknown_fields, 0);
+        CU_ASSERT_EQUAL(c.base.n_unknown_fields, 0);
+        CU_ASSERT(same_record(rec, &mine));
+        CU_ASSERT(memcmp(rec->change, &c, sizeof(c)) == 0);
+        memconv__journal_record__free_unpacked(rec, NULL);
+        return k;
+}
+
+/**
+ * test_decode_change() - the change decoder agrees with protobuf-c on
+ * change records with random field values, on every truncation and every
+ * byte value at every position of one, and refuses the other bodies and
+ * the forms it leaves to protobuf-c
+ */
+static void test_decode_change(void)
+{
+        struct sample s;
+        Memconv__HistoryRecord c = MEMCONV__HISTORY_RECORD__INIT;
+        Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
+        const Memconv__JournalRecord *others[] = { &s.r_vm, &s.r_region, &s.r_snap, &s.r_detached };
+        uint64_t st = 0x2545f4914f6cdd1dULL, rt;
+        size_t len;
+        uint8_t *p;
+
+        sample_init(&s, 3);
+        rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_CHANGE;
+        rec.change = &c;
+        for (int i = 0; i < 2000; i++) {
+                /* every width of varint: from 0 to all 64 bits */
+                uint64_t *u64[] = { &c.seq, &c.realtime_usec, &c.gpa, &c.size, &c.request_id,
+                                    &c.decision_id, &c.decision_latency_usec, &rec.realtime_usec };
+
+                for (size_t f = 0; f < ELEMENTSOF(u64); f++)
+                        *u64[f] = crc_rand(&st) >> (crc_rand(&st) % 65);
+                c.from = (Memconv__Attribute) (int32_t) (crc_rand(&st) % 4) - 1;
+                c.to = (Memconv__Attribute) (int32_t) crc_rand(&st);
+                c.implicit = crc_rand(&st) & 1;
+                c.source = (Memconv__ConvertSource) (int32_t) (crc_rand(&st) % 5);
+                c.vcpu = (uint32_t) crc_rand(&st);
+                c.result = (Memconv__ChangeResult) (int32_t) (crc_rand(&st) % 4);
+                c.code = (Memconv__Code) (int32_t) (crc_rand(&st) % 3);
+                p = packed(&rec, &len);
+                CU_ASSERT_EQUAL(decode_agrees(p, len), 1);
+                if (i < 20)
+                        for (size_t cut = 0; cut < len; cut++)
+                                (void) decode_agrees(p, cut);
+                if (i < 5)
+                        for (size_t at = 0; at < len; at++) {
+                                uint8_t was = p[at];
+
+                                for (unsigned b = 0; b < 256; b++) {
+                                        p[at] = (uint8_t) b;
+                                        (void) decode_agrees(p, len);
+                                }
+                                p[at] = was;
+                        }
+                free(p);
+        }
+        /* an empty change body is still a change */
+        c = (Memconv__HistoryRecord) MEMCONV__HISTORY_RECORD__INIT;
+        rec.realtime_usec = 0;
+        p = packed(&rec, &len);
+        CU_ASSERT_EQUAL(decode_agrees(p, len), 1);
+        free(p);
+        for (size_t i = 0; i < ELEMENTSOF(others); i++) {
+                p = packed(others[i], &len);
+                CU_ASSERT_EQUAL(decode_agrees(p, len), 0);
+                free(p);
+        }
+
+        /* forms left to protobuf-c, valid or not */
+        {
+                static const struct {
+                        const char *what;
+                        size_t len;
+                        uint8_t bytes[24];
+                } cases[] = {
+                        { "empty payload", 0, { 0 } },
+                        { "realtime only", 2, { 0x08, 0x01 } },
+                        { "change twice (merged)", 8, { 0x62, 0x02, 0x08, 0x01, 0x62, 0x02, 0x08, 0x02 } },
+                        { "realtime twice", 6, { 0x08, 0x01, 0x08, 0x02, 0x62, 0x00 } },
+                        { "field twice in change", 6, { 0x62, 0x04, 0x08, 0x01, 0x08, 0x02 } },
+                        { "unknown field in record", 4, { 0x62, 0x00, 0x78, 0x01 } },
+                        { "unknown field in change", 4, { 0x62, 0x02, 0x78, 0x01 } },
+                        { "field 0 in change", 4, { 0x62, 0x02, 0x00, 0x01 } },
+                        { "wrong wire type in change", 7, { 0x62, 0x05, 0x19, 1, 2, 3, 4 } },
+                        { "realtime as length", 4, { 0x0a, 0x00, 0x62, 0x00 } },
+                        { "change as varint", 2, { 0x60, 0x01 } },
+                        { "6-byte length prefix", 8, { 0x62, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00 } },
+                        { "11-byte varint", 14, { 0x62, 0x0c, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                  0xff, 0xff, 0xff, 0xff, 0x01 } },
+                        { "10-byte bool", 13, { 0x62, 0x0b, 0x38, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                                0x80, 0x80, 0x80, 0x02 } },
+                        { "6-byte tag", 8, { 0x62, 0x06, 0x88, 0x80, 0x80, 0x80, 0x80, 0x00 } },
+                        { "change past the end", 4, { 0x62, 0x05, 0x08, 0x01 } },
+                        { "truncated varint", 4, { 0x62, 0x02, 0x08, 0x81 } },
+                        { "vm body", 2, { 0x52, 0x00 } },
+                        { "detached body", 2, { 0x70, 0x01 } },
+                };
+
+                for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                        int k = decode_agrees(cases[i].bytes, cases[i].len);
+
+                        if (k != 0)
+                                fprintf(stderr, "decode_change accepted: %s\n", cases[i].what);
+                        CU_ASSERT_EQUAL(k, 0);
+                }
+        }
+        /* non-canonical but within protobuf-c's limits: decoded, the same */
+        {
+                static const uint8_t ok[] = { 0x88, 0x80, 0x00, 0x05, 0xe2, 0x80, 0x00, 0x05,
+                                              0x98, 0x80, 0x80, 0x00, 0x07 };
+
+                CU_ASSERT_EQUAL(decode_agrees(ok, 13), 1);
+        }
+        CU_ASSERT_EQUAL(mc_journal_decode_change(NULL, 1, &rt, &c), -EINVAL);
+        CU_ASSERT_EQUAL(mc_journal_decode_change("", 0, NULL, &c), -EINVAL);
+        CU_ASSERT_EQUAL(mc_journal_decode_change("", 0, &rt, NULL), -EINVAL);
+        sample_done(&s);
+}
+
+/**
+ * test_peek_skip() - peek() and skip() walk a journal as next() does, never
+ * give a payload next() would report, and next() after peek() decodes it
+ */
+static void test_peek_skip(void)
+{
+        struct sample s;
+        struct records rs = { 0 };
+        const Memconv__JournalRecord *want[5];
+        struct mc_journal_reader *r = NULL;
+        Memconv__JournalRecord *rec;
+        _cleanup_free_ uint8_t *file = NULL;
+        const void *payload, *again;
+        size_t plen, again_len, n = 0, flen;
+        uint64_t off;
+
+        sample_init(&s, 3);
+        five_records(&s, &rs, want);
+        flen = MC_JOURNAL_HEADER_SIZE + rs.len;
+        file = calloc(1, flen);
+        CU_ASSERT_FATAL(file != NULL);
+        {
+                int fd = file_new("peek");
+                size_t hl;
+                _cleanup_free_ uint8_t *hdr = NULL;
+
+                CU_ASSERT_FATAL(fd >= 0);
+                CU_ASSERT_EQUAL_FATAL(mc_journal_header_write(fd), 0);
+                close(fd);
+                hdr = file_bytes("peek", &hl);
+                CU_ASSERT_EQUAL_FATAL(hl, MC_JOURNAL_HEADER_SIZE);
+                memcpy(file, hdr, hl);
+        }
+        memcpy(file + MC_JOURNAL_HEADER_SIZE, rs.buf, rs.len);
+
+        /* alternately skip and next() */
+        CU_ASSERT_EQUAL_FATAL(mc_journal_reader_new(file, flen, &r, NULL), 0);
+        CU_ASSERT_EQUAL(mc_journal_reader_skip(r), -EINVAL);
+        CU_ASSERT_EQUAL(mc_journal_reader_peek(NULL, &payload, &plen), -EINVAL);
+        CU_ASSERT_EQUAL(mc_journal_reader_peek(r, NULL, &plen), -EINVAL);
+        for (;;) {
+                off = mc_journal_reader_offset(r);
+                if (mc_journal_reader_peek(r, &payload, &plen) != 1)
+                        break;
+                CU_ASSERT_EQUAL(mc_journal_reader_peek(r, &again, &again_len), 1);
+                CU_ASSERT(again == payload && again_len == plen);
+                CU_ASSERT_EQUAL(mc_journal_reader_offset(r), off);
+                if (n % 2) {
+                        CU_ASSERT_EQUAL(mc_journal_reader_skip(r), 0);
+                        CU_ASSERT_EQUAL(mc_journal_reader_skip(r), -EINVAL);
+                } else {
+                        CU_ASSERT_EQUAL_FATAL(mc_journal_reader_next(r, &rec), 1);
+                        CU_ASSERT(same_record(rec, want[n]));
+                        memconv__journal_record__free_unpacked(rec, NULL);
+                        CU_ASSERT_EQUAL(mc_journal_reader_skip(r), -EINVAL);
+                }
+                CU_ASSERT_EQUAL(mc_journal_reader_offset(r), off + MC_JOURNAL_FRAME_SIZE + plen);
+                n++;
+        }
+        CU_ASSERT_EQUAL(n, 5);
+        CU_ASSERT_EQUAL(mc_journal_reader_next(r, &rec), 0);
+        CU_ASSERT_EQUAL(mc_journal_reader_tail(r, NULL, NULL), 0);
+        CU_ASSERT_EQUAL(mc_journal_reader_peek(r, &payload, &plen), 0);
+        mc_journal_reader_free(r);
+
+        /* a bad CRC in the third record: peek() gives nothing, next() reports it */
+        {
+                size_t third = MC_JOURNAL_HEADER_SIZE;
+
+                for (int i = 0; i < 2; i++)
+                        third += MC_JOURNAL_FRAME_SIZE + (file[third] | file[third + 1] << 8 |
+                                                          file[third + 2] << 16 | (size_t) file[third + 3] << 24);
+                file[third + MC_JOURNAL_FRAME_SIZE] ^= 0x40;
+                CU_ASSERT_EQUAL_FATAL(mc_journal_reader_new(file, flen, &r, NULL), 0);
+                n = 0;
+                while (mc_journal_reader_peek(r, &payload, &plen) == 1) {
+                        CU_ASSERT_EQUAL(mc_journal_reader_skip(r), 0);
+                        n++;
+                }
+                CU_ASSERT_EQUAL(n, 2);
+                CU_ASSERT_EQUAL(mc_journal_reader_offset(r), third);
+                CU_ASSERT_EQUAL(mc_journal_reader_next(r, &rec), 0);
+                CU_ASSERT_EQUAL(mc_journal_reader_tail(r, &off, NULL), 1);
+                CU_ASSERT_EQUAL(off, third);
+                mc_journal_reader_free(r);
+        }
+        free(rs.buf);
+        sample_done(&s);
+}
+
 static void test_header(void)
 {
         static const uint8_t want[MC_JOURNAL_HEADER_SIZE] = {
@@ -1162,6 +1500,10 @@ int main(void)
 {
         static const struct mc_test tests[] = {
                 { "crc32c vectors", test_crc32c },
+                { "crc32c software path vectors", test_crc32c_software },
+                { "crc32c hardware and software paths agree", test_crc32c_paths_agree },
+                { "change decoder agrees with protobuf-c", test_decode_change },
+                { "peek/skip walk as next() does", test_peek_skip },
                 { "header write/check, empty journal", test_header },
                 { "bad headers refused", test_bad_header },
                 { "round trip of every body type", test_roundtrip },

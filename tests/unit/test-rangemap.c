@@ -1138,6 +1138,168 @@ static void test_enomem(void)
 }
 
 /**
+ * build_ranges() - @n random ranges in the form mc_rangemap_build() takes
+ * @seed: PRNG state
+ * @n:    how many
+ * Return: malloc()ed array (owned by the caller); touching neighbours never
+ * share a value, gaps and values vary
+ */
+static struct mc_rangemap_range *build_ranges(uint64_t *seed, size_t n)
+{
+        struct mc_rangemap_range *e = malloc((n + 1) * sizeof(*e));
+        uint64_t pos = PAGE;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t gap = xorshift64(seed) % 3, len = 1 + xorshift64(seed) % 4;
+                uint64_t v = 1 + xorshift64(seed) % 3;
+
+                if (gap == 0 && i > 0 && v == e[i - 1].value)
+                        v = v % 3 + 1;
+                e[i].start = pos + gap * PAGE;
+                e[i].end = e[i].start + len * PAGE;
+                e[i].value = v;
+                pos = e[i].end;
+        }
+        return e;
+}
+
+/**
+ * test_build() - mc_rangemap_build() gives the map set() gives, at every size
+ * around a node's width and across levels, replaces what was there, keeps
+ * every invariant under later set()s, and refuses ranges not in stored form
+ */
+static void test_build(void)
+{
+        static const size_t sizes[] = { 0, 1, 2, 20, 21, 41, 42, 43, 84, 85, 127, 1000, 2645, 2646,
+                                        2647, 5000, 200000 };
+        uint64_t seed = test_seed(0x6a09e667f3bcc908ULL);
+
+        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+                size_t n = sizes[si];
+                struct mc_rangemap_range *e = build_ranges(&seed, n);
+                mc_rangemap *a = new_map(), *b = new_map();
+
+                /* a holds something before: build replaces it */
+                set_ok(a, 0, PAGE / 2, 9);
+                set_ok(a, 1ULL << 50, (1ULL << 50) + PAGE, 9);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_build(a, e, n), 0);
+                for (size_t i = 0; i < n; i++)
+                        CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(b, e[i].start, e[i].end, e[i].value), 0);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(a), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_count(a), n);
+                CU_ASSERT_EQUAL(map_fingerprint(a), map_fingerprint(b));
+                CU_ASSERT(mc_rangemap_memory(a) <= mc_rangemap_memory(b) || n < 3);
+                if (n > 0) {
+                        CU_ASSERT_EQUAL(mc_rangemap_get(a, e[n / 2].start), e[n / 2].value);
+                        CU_ASSERT_EQUAL(mc_rangemap_get(a, e[n - 1].end - 1), e[n - 1].value);
+                        CU_ASSERT_EQUAL(mc_rangemap_get(a, e[n - 1].end), 0);
+                }
+                /* later updates: inserts, merges, holes and removals over the built tree */
+                for (int k = 0; k < (n > 10000 ? 200 : 1500); k++) {
+                        uint64_t span = (n + 2) * 8 * PAGE;
+                        uint64_t s = (xorshift64(&seed) % span) & ~(PAGE / 2 - 1);
+                        uint64_t l = PAGE / 2 * (1 + xorshift64(&seed) % (k % 7 == 0 ? 64 : 4));
+                        uint64_t v = xorshift64(&seed) % 4;
+
+                        CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(a, s, s + l, v), 0);
+                        CU_ASSERT_EQUAL_FATAL(mc_rangemap_set(b, s, s + l, v), 0);
+                        if (n <= 10000 || k % 50 == 0)
+                                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(a), 0);
+                }
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(a), 0);
+                CU_ASSERT_EQUAL(map_fingerprint(a), map_fingerprint(b));
+                CU_ASSERT_EQUAL(mc_rangemap_count(a), mc_rangemap_count(b));
+                mc_rangemap_free(a);
+                mc_rangemap_free(b);
+                free(e);
+        }
+
+        /* refusals leave the map as it was */
+        {
+                static const struct {
+                        struct mc_rangemap_range e[3];
+                        size_t n;
+                } bad[] = {
+                        { { { 0, 0, 1 } }, 1 },                                 /* empty */
+                        { { { 5, 3, 1 } }, 1 },                                 /* reversed */
+                        { { { 0, 4, 0 } }, 1 },                                 /* value 0 */
+                        { { { 0, 4, 1 }, { 3, 8, 2 } }, 2 },                    /* overlap */
+                        { { { 4, 8, 1 }, { 0, 2, 2 } }, 2 },                    /* unsorted */
+                        { { { 0, 4, 1 }, { 4, 8, 1 } }, 2 },                    /* not coalesced */
+                        { { { 0, 4, 1 }, { 4, 8, 2 }, { 8, 9, 2 } }, 3 },
+                };
+                mc_rangemap *m = new_map();
+                uint64_t fp;
+
+                set_ok(m, 100, 200, 3);
+                fp = map_fingerprint(m);
+                for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                        CU_ASSERT_EQUAL(mc_rangemap_build(m, bad[i].e, bad[i].n), -EINVAL);
+                        CU_ASSERT_EQUAL(map_fingerprint(m), fp);
+                        CU_ASSERT_EQUAL(mc_rangemap_check(m), 0);
+                }
+                CU_ASSERT_EQUAL(mc_rangemap_build(NULL, bad[0].e, 0), -EINVAL);
+                CU_ASSERT_EQUAL(mc_rangemap_build(m, NULL, 1), -EINVAL);
+                CU_ASSERT_EQUAL(map_fingerprint(m), fp);
+                /* touching with different values is the stored form */
+                CU_ASSERT_EQUAL(mc_rangemap_build(m, bad[3].e + 0, 1), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_get(m, 150), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_build(m, (const struct mc_rangemap_range[]) { { 0, 4, 1 }, { 4, 8, 2 } }, 2), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_check(m), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_count(m), 2);
+                CU_ASSERT_EQUAL(mc_rangemap_build(m, NULL, 0), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_count(m), 0);
+                CU_ASSERT_EQUAL(mc_rangemap_check(m), 0);
+                mc_rangemap_free(m);
+        }
+}
+
+/**
+ * test_build_enomem() - mc_rangemap_build() failing at each of its
+ * allocations in turn returns -ENOMEM and leaves the map unchanged (that it
+ * frees what it had built is for valgrind to see: mallinfo2() counts the
+ * chunks glibc's tcache keeps as in use, so it cannot tell here)
+ */
+static void test_build_enomem(void)
+{
+#if FAIL_ALLOC
+        uint64_t seed = 12345;
+        size_t n = 3000;  /* three levels: leaves, inner nodes, root */
+        struct mc_rangemap_range *e = build_ranges(&seed, n);
+        mc_rangemap *m = new_map();
+        uint64_t fp;
+        size_t mem;
+        unsigned k;
+        int r;
+
+        set_ok(m, 0, 10, 1);
+        set_ok(m, 20, 30, 2);
+        fp = map_fingerprint(m);
+        mem = mc_rangemap_memory(m);
+        for (k = 0;; k++) {
+                alloc_countdown = k;
+                r = mc_rangemap_build(m, e, n);
+                alloc_countdown = -1;
+                if (r == 0)
+                        break;
+                CU_ASSERT_EQUAL_FATAL(r, -ENOMEM);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_check(m), 0);
+                CU_ASSERT_EQUAL_FATAL(map_fingerprint(m), fp);
+                CU_ASSERT_EQUAL_FATAL(mc_rangemap_memory(m), mem);
+                CU_ASSERT_FATAL(k < 200);
+        }
+        CU_ASSERT(k > 72);  /* the arrays, 72 leaves, their inner nodes and the root */
+        CU_ASSERT_EQUAL(mc_rangemap_check(m), 0);
+        CU_ASSERT_EQUAL(mc_rangemap_count(m), n);
+        mc_rangemap_free(m);
+        free(e);
+#else
+        CU_PASS("allocation failures not injectable in this build");
+#endif
+}
+
+/**
  * test_memory_bound() - bytes per range stay bounded, removals included
  *
  * 10^5 ranges inserted in random order, then 90 % of them removed one by
@@ -1220,6 +1382,8 @@ int main(void)
                 { "walk, any, bytes and get agree", test_walk_any_bytes },
                 { "-ENOMEM leaves the map unchanged", test_enomem },
                 { "bytes per range bounded after removals", test_memory_bound },
+                { "build() equals set()s, keeps invariants", test_build },
+                { "build() -ENOMEM leaves the map unchanged", test_build_enomem },
         };
 
         return mc_test_run("rangemap", NULL, NULL, tests, sizeof(tests) / sizeof(tests[0]));
