@@ -1011,7 +1011,6 @@ static void test_walk_any_bytes(void)
         free(d);
 }
 
-#if FAIL_ALLOC
 /**
  * fingerprint_walk() - walk callback mixing each run into a hash
  * @start:    run start
@@ -1043,6 +1042,7 @@ static uint64_t map_fingerprint(const mc_rangemap *m)
         return h;
 }
 
+#if FAIL_ALLOC
 /**
  * set_enomem() - one set(), failing its 1st, 2nd, ... allocation first
  * @m:     map
