@@ -606,8 +606,12 @@ static void test_decode_change(void)
                 uint64_t *u64[] = { &c.seq, &c.realtime_usec, &c.gpa, &c.size, &c.request_id,
                                     &c.decision_id, &c.decision_latency_usec, &rec.realtime_usec };
 
-                for (size_t f = 0; f < ELEMENTSOF(u64); f++)
-                        *u64[f] = crc_rand(&st) >> (crc_rand(&st) % 65);
+                for (size_t f = 0; f < ELEMENTSOF(u64); f++) {
+                        unsigned shift = (unsigned) (crc_rand(&st) % 65);  /* 64: the value 0 */
+                        uint64_t v = crc_rand(&st);
+
+                        *u64[f] = shift == 64 ? 0 : v >> shift;
+                }
                 c.from = (Memconv__Attribute) (int32_t) (crc_rand(&st) % 4) - 1;
                 c.to = (Memconv__Attribute) (int32_t) crc_rand(&st);
                 c.implicit = crc_rand(&st) & 1;
