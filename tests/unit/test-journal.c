@@ -715,8 +715,7 @@ static void test_peek_skip(void)
         size_t plen, again_len, n = 0, flen;
         uint64_t off;
 
-        sample_init(&s, 3);
-        five_records(&s, &rs, want);
+        five_records(&s, &rs, want);  /* initialises @s */
         flen = MC_JOURNAL_HEADER_SIZE + rs.len;
         file = calloc(1, flen);
         CU_ASSERT_FATAL(file != NULL);
