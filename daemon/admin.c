@@ -247,22 +247,12 @@ static Memconv__ConversionStats *stats_to_pb(struct arena *a, struct daemon *d, 
  */
 static char *vm_domain_label(struct arena *a, struct daemon *d, const struct vm *vm)
 {
-        const struct domain_reg *reg = registry_find(d, vm->uuid_str);
-        struct mc_policy_vm pv = {
-                .vm_id = vm->id,
-                .uuid = vm->uuid_str,
-                .name = vm->name,
-                .cc_type = vm->cc_type,
-                .uid = (uint32_t) vm->uid,
-                .pid = (int32_t) vm->pid,
-                .registered = reg != NULL,
-                .registered_name = reg ? reg->name : NULL,
-        };
+        struct mc_policy_vm pv = vm_policy_vm(vm);
         char label[128];
 
         policy_chain_label(d->policy, &pv, label, sizeof(label));
-        if (!label[0] && reg && reg->name)
-                snprintf(label, sizeof(label), "%s", reg->name);
+        if (!label[0] && pv.registered_name)
+                snprintf(label, sizeof(label), "%s", pv.registered_name);
         return label[0] ? arena_strdup(a, label) : (char *) "";
 }
 

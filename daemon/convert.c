@@ -272,6 +272,59 @@ static int delayed_fire(sd_event_source *src, uint64_t usec, void *userdata)
 }
 
 /**
+ * conversion_start() - a conversion of @plan for @req: its ranges busy, its
+ * regions referenced, linked into @vm
+ * @plan: moved into the conversion (and zeroed) on success; untouched on failure
+ * Return: the conversion, or NULL (out of memory; nothing changed)
+ */
+static struct conversion *conversion_start(struct vm *vm, const struct conv_request *req, struct mc_plan *plan)
+{
+        struct conversion *c = calloc(1, sizeof(*c));
+
+        if (c)
+                c->regions = calloc(plan->n_ranges ? plan->n_ranges : 1, sizeof(*c->regions));
+        if (!c || !c->regions || busy_set(vm, plan, true) < 0) {
+                if (c)
+                        free(c->regions);
+                free(c);
+                return NULL;
+        }
+        c->vm = vm;
+        c->req = *req;
+        c->plan = *plan;
+        *plan = (struct mc_plan) { 0 };
+        for (size_t i = 0; i < c->plan.n_ranges; i++)
+                c->regions[i] = region_ref(vm->regions[c->plan.ranges[i].region]);
+        c->decided_usec = daemon_now();
+        TAILQ_INSERT_TAIL(&vm->conversions, c, link);
+        vm->n_in_flight++;
+        return c;
+}
+
+/**
+ * policy_request_of() - what the policy chain is asked about @req, which
+ * would change @bytes
+ */
+static struct mc_policy_request policy_request_of(const struct vm *vm, const struct conv_request *req,
+                                                  uint64_t bytes)
+{
+        return (struct mc_policy_request) {
+                .vm_id = vm->id,
+                .vm_name = vm->name,
+                .vm_uuid = vm->uuid_str,
+                .cc_type = vm->cc_type,
+                .implicit = req->implicit,
+                .to_private = req->to_private,
+                .gpa = req->gpa,
+                .size = bytes,
+                .vcpu = req->vcpu,
+                .source = req->source,
+                .fault_flags = req->fault_flags,
+                .now_usec = daemon_now(),
+        };
+}
+
+/**
  * convert_policy() - ask the policy chain about a conversion that would
  * change @plan's ranges
  * Return: 0 allowed; 1 answered (refused) or delayed; negative errno
@@ -280,20 +333,7 @@ static int convert_policy(struct vm *vm, struct session *s, const struct conv_re
                           const struct mc_plan *plan)
 {
         struct daemon *d = vm->daemon;
-        struct mc_policy_request pr = {
-                .vm_id = vm->id,
-                .vm_name = vm->name,
-                .vm_uuid = vm->uuid_str,
-                .cc_type = vm->cc_type,
-                .implicit = req->implicit,
-                .to_private = req->to_private,
-                .gpa = req->gpa,
-                .size = plan->bytes_change,
-                .vcpu = req->vcpu,
-                .source = req->source,
-                .fault_flags = req->fault_flags,
-                .now_usec = daemon_now(),
-        };
+        struct mc_policy_request pr = policy_request_of(vm, req, plan->bytes_change);
         struct mc_policy_result res;
         struct mc_msg_error e;
         const char *who;
@@ -394,28 +434,14 @@ static int convert_decide(struct vm *vm, struct session *s, const struct conv_re
                 return r < 0 ? r : 0;
         }
 
-        c = calloc(1, sizeof(*c));
-        if (c)
-                c->regions = calloc(plan->n_ranges, sizeof(*c->regions));
-        if (!c || !c->regions || busy_set(vm, plan, true) < 0) {
-                if (c)
-                        free(c->regions);
-                free(c);
+        c = conversion_start(vm, req, plan);
+        if (!c) {
                 mc_plan_done(plan);
                 mc_error_set(&e, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
                 return session_send_decision(s, req->id, &e, MEMCONV__ACTION__ACTION_FAIL,
                                              req->to_private, NULL, 0);
         }
-        c->vm = vm;
-        c->req = *req;
-        c->plan = *plan;
-        *plan = (struct mc_plan) { 0 };
-        for (size_t i = 0; i < c->plan.n_ranges; i++)
-                c->regions[i] = region_ref(vm->regions[c->plan.ranges[i].region]);
         c->decision_id = ++vm->daemon->next_decision_id;
-        c->decided_usec = daemon_now();
-        TAILQ_INSERT_TAIL(&vm->conversions, c, link);
-        vm->n_in_flight++;
 
         r = session_send_decision(s, req->id, NULL, MEMCONV__ACTION__ACTION_APPLY, req->to_private,
                                   &c->plan, c->decision_id);
@@ -665,27 +691,14 @@ int convert_reapplied(struct vm *vm, const struct conv_request *req, const uint6
                         continue;
                 }
                 /* What the VMM applied and we never recorded: record it now. */
-                c = calloc(1, sizeof(*c));
-                if (c)
-                        c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
-                if (!c || !c->regions || busy_set(vm, &plan, true) < 0) {
-                        if (c)
-                                free(c->regions);
-                        free(c);
+                c = conversion_start(vm, &one, &plan);
+                if (!c) {
                         mc_plan_done(&plan);
                         return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
                 }
-                c->vm = vm;
-                c->req = one;
-                c->plan = plan;
-                for (size_t k = 0; k < c->plan.n_ranges; k++)
-                        c->regions[k] = region_ref(vm->regions[c->plan.ranges[k].region]);
-                c->decided_usec = daemon_now();
                 /* Never discard for it: a later conversion of the same range may already be
                  * in use by the guest, and a late punch would destroy what it wrote. */
                 c->no_discard = true;
-                TAILQ_INSERT_TAIL(&vm->conversions, c, link);
-                vm->n_in_flight++;
                 vm->stats.reapplied++;
                 log_debug("VM %s: recorded [0x%" PRIx64 ", +0x%" PRIx64 ") as %s, applied before the daemon restarted",
                           vm->name, one.gpa, one.size, attr_name(one.to_private));
@@ -720,13 +733,8 @@ int convert_leased(struct vm *vm, const struct conv_request *req, uint64_t seq, 
                 persist_ack(vm, seq | LEASE_ACK_FLAG, 0);
                 return 0;
         }
-        c = calloc(1, sizeof(*c));
-        if (c)
-                c->regions = calloc(plan.n_ranges, sizeof(*c->regions));
-        if (!c || !c->regions || busy_set(vm, &plan, true) < 0) {
-                if (c)
-                        free(c->regions);
-                free(c);
+        c = conversion_start(vm, req, &plan);
+        if (!c) {
                 mc_plan_done(&plan);
                 return mc_error_set(err, MEMCONV__CODE__CODE_RESOURCE_LIMIT, -ENOMEM, "out of memory");
         }
@@ -734,20 +742,7 @@ int convert_leased(struct vm *vm, const struct conv_request *req, uint64_t seq, 
         /* The policy chain still sees it, after the fact: its counters stay right, and a
          * conversion it would not have allowed ends the lease (the VMM asks first again). */
         if (policy_chain_size(vm->daemon->policy) > 0) {
-                struct mc_policy_request pr = {
-                        .vm_id = vm->id,
-                        .vm_name = vm->name,
-                        .vm_uuid = vm->uuid_str,
-                        .cc_type = vm->cc_type,
-                        .implicit = req->implicit,
-                        .to_private = req->to_private,
-                        .gpa = req->gpa,
-                        .size = plan.bytes_change,
-                        .vcpu = req->vcpu,
-                        .source = req->source,
-                        .fault_flags = req->fault_flags,
-                        .now_usec = daemon_now(),
-                };
+                struct mc_policy_request pr = policy_request_of(vm, req, c->plan.bytes_change);
                 struct mc_policy_result res = { 0 };
                 const char *who;
 
@@ -756,15 +751,8 @@ int convert_leased(struct vm *vm, const struct conv_request *req, uint64_t seq, 
                         lease_revoke(vm, res.reason[0] ? res.reason : who, LEASE_HOLD_USEC);
         }
 
-        c->vm = vm;
-        c->req = *req;
-        c->plan = plan;
         c->lease_seq = seq;
-        for (size_t k = 0; k < c->plan.n_ranges; k++)
-                c->regions[k] = region_ref(vm->regions[c->plan.ranges[k].region]);
         c->decided_usec = req->received_usec;
-        TAILQ_INSERT_TAIL(&vm->conversions, c, link);
-        vm->n_in_flight++;
         vm->stats.leased++;
         conversion_commit(vm, c);
         return 0;

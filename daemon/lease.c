@@ -44,17 +44,7 @@ static int lease_hold_fire(sd_event_source *src, uint64_t usec, void *userdata)
 static int lease_terms(struct vm *vm, struct mc_policy_lease *ret, char *why, size_t why_len)
 {
         struct daemon *d = vm->daemon;
-        const struct domain_reg *reg = registry_find(d, vm->uuid_str);
-        struct mc_policy_vm pv = {
-                .vm_id = vm->id,
-                .uuid = vm->uuid_str,
-                .name = vm->name,
-                .cc_type = vm->cc_type,
-                .uid = (uint32_t) vm->uid,
-                .pid = (int32_t) vm->pid,
-                .registered = reg != NULL,
-                .registered_name = reg ? reg->name : NULL,
-        };
+        struct mc_policy_vm pv = vm_policy_vm(vm);
         struct mc_policy_lease t = {
                 .implicit = true,
                 .explicit_ = true,

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "persist.h"
 #include "policy.h"
+#include "registry.h"
 #include "macro.h"
 #include "session.h"
 #include "vm.h"
@@ -117,6 +118,22 @@ int vm_new(struct daemon *d, struct session *s, const uint8_t uuid[16], const ch
         d->n_vms++;
         *ret = vm;
         return 0;
+}
+
+struct mc_policy_vm vm_policy_vm(const struct vm *vm)
+{
+        const struct domain_reg *reg = registry_find(vm->daemon, vm->uuid_str);
+
+        return (struct mc_policy_vm) {
+                .vm_id = vm->id,
+                .uuid = vm->uuid_str,
+                .name = vm->name,
+                .cc_type = vm->cc_type,
+                .uid = (uint32_t) vm->uid,
+                .pid = (int32_t) vm->pid,
+                .registered = reg != NULL,
+                .registered_name = reg ? reg->name : NULL,
+        };
 }
 
 /**

@@ -175,6 +175,12 @@ void vm_set_identity(struct vm *vm, uint64_t id, const uint8_t *token);
  */
 int vm_policy_set(struct vm *vm, const char *plugin, const char *settings, char *err, size_t err_len);
 
+/**
+ * vm_policy_vm() - @vm as policy plugins' attach()/label()/lease() see it;
+ * the strings are borrowed from @vm and its registration
+ */
+struct mc_policy_vm vm_policy_vm(const struct vm *vm);
+
 /** vm_policy_reapply() - give the (reloaded) plugins @vm's settings again */
 void vm_policy_reapply(struct vm *vm);
 

@@ -150,9 +150,6 @@ void client_lease_request_done(mc_client *c, uint64_t key, uint64_t decision_id)
 /** client_lease_message() - handle Lease / Settled (@c locked); Return: true if it was one */
 bool client_lease_message(mc_client *c, const Memconv__Message *m);
 
-/** client_lease_committed() - Committed's lease seqs (@c locked) */
-void client_lease_committed(mc_client *c, const Memconv__Committed *m);
-
 /**
  * client_lease_reset() - a new connection (@c locked): no lease, nothing
  * tracked; waits until no leased conversion is being applied
@@ -184,7 +181,7 @@ int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memco
 int client_recover_leased(mc_client *c, uint64_t seq, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private,
                           bool implicit, int source);
 
-/** client_recover_committed() - forget acknowledged decisions (@c locked) */
+/** client_recover_committed() - forget acknowledged decisions and leased conversions (@c locked) */
 void client_recover_committed(mc_client *c, const Memconv__Committed *m);
 
 /**

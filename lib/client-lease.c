@@ -206,25 +206,6 @@ bool client_lease_message(mc_client *c, const Memconv__Message *m)
         return true;
 }
 
-void client_lease_committed(mc_client *c, const Memconv__Committed *m)
-{
-        for (size_t i = 0; i < m->n_lease_seqs; i++) {
-                struct mc_applied_rec **p, *prev = NULL;
-
-                for (p = &c->unacked; *p; prev = *p, p = &(*p)->next)
-                        if ((*p)->lease_seq == m->lease_seqs[i]) {
-                                struct mc_applied_rec *rec = *p;
-
-                                *p = rec->next;
-                                if (c->unacked_tail == rec)
-                                        c->unacked_tail = prev;
-                                c->n_unacked--;
-                                free(rec);
-                                break;
-                        }
-        }
-}
-
 /**
  * lease_drain() - handle whatever memconvd sent, without blocking, unless
  * another thread is reading (@c locked; the lock is dropped while reading)

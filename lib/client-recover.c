@@ -156,24 +156,34 @@ int client_recover_leased(mc_client *c, uint64_t seq, uint32_t vcpu, uint64_t gp
         return 0;
 }
 
+/**
+ * recover_forget() - drop the unacknowledged record whose decision id
+ * (@leased false) or lease seq (@leased true) is @id (@c locked)
+ */
+static void recover_forget(mc_client *c, uint64_t id, bool leased)
+{
+        struct mc_applied_rec **p, *prev = NULL;
+
+        /* Ids arrive roughly in order: usually the list head matches. */
+        for (p = &c->unacked; *p; prev = *p, p = &(*p)->next)
+                if ((leased ? (*p)->lease_seq : (*p)->decision_id) == id) {
+                        struct mc_applied_rec *rec = *p;
+
+                        *p = rec->next;
+                        if (c->unacked_tail == rec)
+                                c->unacked_tail = prev;
+                        c->n_unacked--;
+                        free(rec);
+                        return;
+                }
+}
+
 void client_recover_committed(mc_client *c, const Memconv__Committed *m)
 {
-        /* Committed ids arrive roughly in order: usually the list head matches. */
-        for (size_t i = 0; i < m->n_decision_ids; i++) {
-                struct mc_applied_rec **p, *prev = NULL;
-
-                for (p = &c->unacked; *p; prev = *p, p = &(*p)->next)
-                        if ((*p)->decision_id == m->decision_ids[i]) {
-                                struct mc_applied_rec *rec = *p;
-
-                                *p = rec->next;
-                                if (c->unacked_tail == rec)
-                                        c->unacked_tail = prev;
-                                c->n_unacked--;
-                                free(rec);
-                                break;
-                        }
-        }
+        for (size_t i = 0; i < m->n_decision_ids; i++)
+                recover_forget(c, m->decision_ids[i], false);
+        for (size_t i = 0; i < m->n_lease_seqs; i++)
+                recover_forget(c, m->lease_seqs[i], true);
 }
 
 /**

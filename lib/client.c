@@ -84,7 +84,6 @@ void client_dispatch(mc_client *c, Memconv__Message *m)
         }
         if (m->body_case == MEMCONV__MESSAGE__BODY_COMMITTED) {
                 client_recover_committed(c, m->committed);
-                client_lease_committed(c, m->committed);
                 memconv__message__free_unpacked(m, NULL);
                 return;
         }
