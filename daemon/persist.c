@@ -71,6 +71,7 @@ struct pjob {
         struct pjob *next;
         enum job_kind kind;
         uint64_t detach_reply;
+        uint64_t attach_reply;   /* REWRITE of a new VM: its Attach, answered once durable */
         struct jfile *jf;
         uint64_t vm_id;
         uint8_t *buf;        /* APPEND: records; REWRITE: one encoded record */
@@ -301,6 +302,10 @@ static void persist_drain(struct persist *p)
                          * it is detached and told that its last changes may be lost. */
                         if (vm && vm->session && j->detach_reply)
                                 detach_not_durable(vm, j->detach_reply, j->error);
+                        /* The VM works without a journal (as after any write failure), but a
+                         * restart would not know it: the log above says so. */
+                        if (vm && vm->session && j->attach_reply)
+                                (void) session_send_attach_reply(vm->session, j->attach_reply);
                         /* Reapplied requests waiting for this batch get the same answer. */
                         for (size_t i = 0; vm && vm->session && i < j->n_replies; i++) {
                                 struct mc_msg_error e;
@@ -325,6 +330,8 @@ static void persist_drain(struct persist *p)
                                 log_debug("Journal %s: append durable; %zu decision(s) confirmed", j->jf->name,
                                           j->n_acks);
                         /* This batch is durable, an earlier one was not: the Detach must say so. */
+                        if (vm && vm->session && j->attach_reply)
+                                (void) session_send_attach_reply(vm->session, j->attach_reply);
                         job_acknowledge(p, j->vm_id, j->acks, j->n_acks, j->replies, j->n_replies,
                                         lost < 0 ? 0 : j->detach_reply);
                         if (lost < 0 && j->detach_reply && vm->session)
@@ -465,9 +472,11 @@ static void fill_vm_record(Memconv__JournalVm *m, struct vm *vm)
 /**
  * queue_rewrite() - replace @vm's journal file by the @n records @recs
  * (encoded now, so later changes to @vm do not leak into it)
+ * @attach_reply: an Attach to answer once they are durable, or 0
+ * Return: whether the job was queued
  */
-static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j, Memconv__JournalRecord *recs,
-                          size_t n)
+static bool queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j, Memconv__JournalRecord *recs,
+                          size_t n, uint64_t attach_reply)
 {
         struct pjob *job = calloc(1, sizeof(*job));
         Memconv__JournalRecord *rec = &recs[0];
@@ -476,7 +485,7 @@ static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j
 
         if (!job) {
                 log_error("VM %s: out of memory: journal not rewritten", vm->name);
-                return;
+                return false;
         }
         for (size_t i = 0; i < n && r >= 0; i++) {
                 recs[i].realtime_usec = daemon_realtime();
@@ -487,9 +496,10 @@ static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j
                                 rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT ? "snapshot" : "header");
                 free(job->buf);
                 free(job);
-                return;
+                return false;
         }
         job->kind = JOB_REWRITE;
+        job->attach_reply = attach_reply;
         job->jf = j->jf;
         job->vm_id = vm->id;
         if (rec->body_case == MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT && j->n_lost_acks > 0) {
@@ -499,9 +509,10 @@ static void queue_rewrite(struct persist *p, struct vm *vm, struct vm_journal *j
                 j->n_lost_acks = j->cap_lost_acks = 0;
         }
         persist_submit(p, job);
+        return true;
 }
 
-void persist_vm_created(struct vm *vm)
+bool persist_vm_created(struct vm *vm, uint64_t attach_reply)
 {
         struct persist *p = vm->daemon->persist;
         Memconv__JournalRecord rec = MEMCONV__JOURNAL_RECORD__INIT;
@@ -509,11 +520,11 @@ void persist_vm_created(struct vm *vm)
         struct vm_journal *j;
 
         if (!persist_enabled(p) || !(j = vm_journal_get(vm)))
-                return;
+                return false;
         fill_vm_record(&m, vm);
         rec.body_case = MEMCONV__JOURNAL_RECORD__BODY_VM;
         rec.vm = &m;
-        queue_rewrite(p, vm, j, &rec, 1);
+        return queue_rewrite(p, vm, j, &rec, 1, attach_reply);
 }
 
 void persist_region(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared,
@@ -680,7 +691,7 @@ static void queue_snapshot(struct persist *p, struct vm *vm, struct vm_journal *
                 recs[i].body_case = MEMCONV__JOURNAL_RECORD__BODY_SNAPSHOT_MORE;
                 recs[i].snapshot_more = &more[i];
         }
-        queue_rewrite(p, vm, j, recs, n_recs);
+        (void) queue_rewrite(p, vm, j, recs, n_recs, 0);
         free(w.ranges);
         free(w.rp);
         j->since_snapshot = 0;

@@ -57,8 +57,13 @@ int persist_load(struct persist *p);
 /** persist_free() - write what is pending, stop the thread; accepts NULL */
 struct persist *persist_free(struct persist *p);
 
-/** persist_vm_created() - start @vm's journal with its identity */
-void persist_vm_created(struct vm *vm);
+/**
+ * persist_vm_created() - start @vm's journal with its identity
+ * @attach_reply: the Attach to answer once that is durable (a resume
+ * token the next daemon would not know is worth nothing)
+ * Return: true if the journal answers it; false: answer it now
+ */
+bool persist_vm_created(struct vm *vm, uint64_t attach_reply);
 
 /** persist_region() - journal a region registration (@removed: unregistration) */
 void persist_region(struct vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, bool has_shared,

@@ -304,9 +304,6 @@ static void uuid_unparse_lower_(const uint8_t u[16], char out[37])
 static int handle_attach(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
 {
         const Memconv__Attach *a = m->attach;
-        Memconv__Message out = MEMCONV__MESSAGE__INIT;
-        Memconv__AttachReply ar = MEMCONV__ATTACH_REPLY__INIT;
-        Memconv__Status st;
         struct domain_reg *reg = NULL;
         struct vm *vm;
         int r;
@@ -390,18 +387,29 @@ static int handle_attach(struct session *s, const Memconv__Message *m, int *fds,
                 log_info("VM %s (%s) attached by pid %d uid %u: id %" PRIu64 ", cc type %s", vm->name,
                          vm->uuid_str, (int) s->cred.pid, (unsigned) s->cred.uid, vm->id,
                          protobuf_c_enum_descriptor_get_value(&memconv__cc_type__descriptor, a->cc_type)->name);
-                persist_vm_created(vm);
                 if (reg)
                         registry_apply_policy(vm, reg);
+                s->vm = vm;
+                /* A new VM is answered once its journal exists: its token must survive us. */
+                if (persist_vm_created(vm, m->id))
+                        return 0;
         }
         s->vm = vm;
+        return session_send_attach_reply(s, m->id);
+}
+
+int session_send_attach_reply(struct session *s, uint64_t id)
+{
+        Memconv__Message out = MEMCONV__MESSAGE__INIT;
+        Memconv__AttachReply ar = MEMCONV__ATTACH_REPLY__INIT;
+        Memconv__Status st;
 
         status_from(&st, NULL);
         ar.status = &st;
-        ar.vm_id = vm->id;
-        ar.token.data = vm->token;
-        ar.token.len = sizeof(vm->token);
-        out.id = m->id;
+        ar.vm_id = s->vm->id;
+        ar.token.data = s->vm->token;
+        ar.token.len = sizeof(s->vm->token);
+        out.id = id;
         out.body_case = MEMCONV__MESSAGE__BODY_ATTACH_REPLY;
         out.attach_reply = &ar;
         return session_send(s, &out);
@@ -522,8 +530,10 @@ static int handle_reapplied(struct session *s, const Memconv__Message *m, int *f
         }
         r = convert_reapplied(s->vm, &req, (const uint64_t (*)[2]) ranges, ra->n_ranges, &e);
         free(ranges);
-        if (r < 0)
+        if (r < 0) {
+                log_warning("VM %s: %s", s->vm->name, e.text);
                 return session_reply_error(s, m, &e);
+        }
         /* Answered once what it recorded is durable: then the VMM may forget it. */
         persist_ack(s->vm, 0, m->id);
         return 0;

@@ -52,6 +52,9 @@ void session_vm_detached(struct session *s);
 /** session_send_error() - answer request @id with a Reply carrying @e */
 int session_send_error(struct session *s, uint64_t id, const struct mc_msg_error *e);
 
+/** session_send_attach_reply() - answer Attach @id: attached, with the VM's id and token */
+int session_send_attach_reply(struct session *s, uint64_t id);
+
 /** session_send_ok() - answer request @id with Reply OK */
 int session_send_ok(struct session *s, uint64_t id);
 

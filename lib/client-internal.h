@@ -36,6 +36,7 @@ struct mc_region_copy {
 
 struct mc_waiter {
         uint64_t id;
+        Memconv__Message__BodyCase expect;
         Memconv__Message *reply; /* owned once done */
         int error;
         bool done;
@@ -66,7 +67,7 @@ struct mc_lease_state {
         double conv_tokens, bytes_tokens;
         uint64_t tokens_usec;
         unsigned inflight;        /* leased conversions being applied or reported */
-        pthread_cond_t idle;      /* signalled when @inflight drops to 0 */
+        pthread_cond_t idle;      /* signalled when @inflight or c->applying drops to 0 */
         uint64_t next_seq;
         uint64_t next_key;
         struct mc_busy *busy;     /* owned */
@@ -105,6 +106,9 @@ struct mc_client {
         pthread_cond_t reconnected;
         unsigned reconnect_ms;           /* 0: do not reconnect */
         uint64_t reconnects;
+        /* Decisions to apply, delivered but not yet in @unacked and reported: a reconnect
+         * waits for them (lease.idle), or the new daemon would not hear of them. */
+        unsigned applying;
 
         struct mc_lease_state lease;     /* under @lock */
 };
@@ -151,8 +155,11 @@ void client_lease_request_done(mc_client *c, uint64_t key, uint64_t decision_id)
 bool client_lease_message(mc_client *c, const Memconv__Message *m);
 
 /**
- * client_lease_reset() - a new connection (@c locked): no lease, nothing
- * tracked; waits until no leased conversion is being applied
+ * client_lease_reset() - a new connection (@c locked): no lease; of the
+ * tracked ranges only requests still waiting for their Decision stay (they
+ * are asked again of the new daemon, which counts on them being tracked).
+ * Waits until no leased conversion and no delivered decision is being
+ * applied, so that the handshake re-sends every one of them.
  */
 void client_lease_reset(mc_client *c);
 
@@ -178,8 +185,23 @@ int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memco
  * until Committed (@c locked)
  * Return: 0 or -ENOMEM
  */
-int client_recover_leased(mc_client *c, uint64_t seq, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private,
-                          bool implicit, int source);
+int client_recover_leased(mc_client *c, uint64_t seq, uint64_t msg_id, uint32_t vcpu, uint64_t gpa, uint64_t size,
+                          bool to_private, bool implicit, int source);
+
+/**
+ * client_recover_refused() - the daemon refused the LeasedApplied with
+ * message id @msg_id: it did not record it, and re-sending it after a
+ * restart (out of order, after later conversions) would falsify the map;
+ * forget it (@c locked)
+ * Return: true if it was one
+ */
+bool client_recover_refused(mc_client *c, uint64_t msg_id);
+
+/**
+ * client_applying_done() - a delivered decision has been applied (or not),
+ * remembered and reported: a reconnect need not wait for it any longer
+ */
+void client_applying_done(mc_client *c);
 
 /** client_recover_committed() - forget acknowledged decisions and leased conversions (@c locked) */
 void client_recover_committed(mc_client *c, const Memconv__Committed *m);

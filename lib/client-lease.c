@@ -316,7 +316,7 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
         Memconv__LeasedApplied la = MEMCONV__LEASED_APPLIED__INIT;
         mc_apply_fn fn;
         void *ud;
-        uint64_t seq, lease_id;
+        uint64_t seq, lease_id, msg_id;
         int r;
 
         pthread_mutex_lock(&c->lock);
@@ -355,7 +355,8 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
         }
         /* Kept until Committed; a reconnect waits for us (inflight) and re-sends it. Out of
          * memory it is only reported: lost if memconvd also dies before journaling it. */
-        (void) client_recover_leased(c, seq, vcpu, gpa, size, to_private, implicit, source);
+        msg_id = ++c->next_id;  /* an error would be answered with it */
+        (void) client_recover_leased(c, seq, msg_id, vcpu, gpa, size, to_private, implicit, source);
         l->stats.leased++;
         if (!c->dead && !c->reconnecting) {
                 la.lease_id = lease_id;
@@ -366,7 +367,7 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
                 la.to = to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
                 la.implicit = implicit;
                 la.source = (Memconv__ConvertSource) source;
-                msg.id = ++c->next_id;  /* an error would be answered with it */
+                msg.id = msg_id;
                 msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
                 msg.leased_applied = &la;
                 /* Sent under the lock: a LeaseReturned must never overtake it. */
@@ -420,7 +421,9 @@ void client_lease_reset(mc_client *c)
 {
         struct mc_lease_state *l = &c->lease;
 
-        while (l->inflight > 0)
+        size_t kept = 0;
+
+        while (l->inflight > 0 || c->applying > 0)
                 pthread_cond_wait(&l->idle, &c->lock);
         if (l->id) {
                 l->stats.active = false;
@@ -428,7 +431,21 @@ void client_lease_reset(mc_client *c)
         }
         l->id = 0;
         l->returning = 0;
-        l->n_busy = 0;
+        /* Applied ones were the old daemon's to settle: the new one discards every stale
+         * side (Resumed) and grants no lease before that is done. A request still waiting
+         * will be asked of the new daemon after the handshake, and decided by it: it stays. */
+        for (size_t i = 0; i < l->n_busy; i++)
+                if (l->busy[i].kind == MC_BUSY_REQUEST)
+                        l->busy[kept++] = l->busy[i];
+        l->n_busy = kept;
+}
+
+void client_applying_done(mc_client *c)
+{
+        pthread_mutex_lock(&c->lock);
+        if (--c->applying == 0)
+                pthread_cond_broadcast(&c->lease.idle);
+        pthread_mutex_unlock(&c->lock);
 }
 
 /* ------------------------------------------------------------------ public */

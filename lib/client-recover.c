@@ -131,14 +131,15 @@ int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memco
         return 0;
 }
 
-int client_recover_leased(mc_client *c, uint64_t seq, uint32_t vcpu, uint64_t gpa, uint64_t size, bool to_private,
-                          bool implicit, int source)
+int client_recover_leased(mc_client *c, uint64_t seq, uint64_t msg_id, uint32_t vcpu, uint64_t gpa, uint64_t size,
+                          bool to_private, bool implicit, int source)
 {
         struct mc_applied_rec *rec = calloc(1, sizeof(*rec) + sizeof(Memconv__Range));
 
         if (!rec)
                 return -ENOMEM;
         rec->lease_seq = seq;
+        rec->request_id = msg_id;
         rec->vcpu = vcpu;
         rec->to_private = to_private;
         rec->implicit = implicit;
@@ -176,6 +177,16 @@ static void recover_forget(mc_client *c, uint64_t id, bool leased)
                         free(rec);
                         return;
                 }
+}
+
+bool client_recover_refused(mc_client *c, uint64_t msg_id)
+{
+        for (struct mc_applied_rec *rec = c->unacked; rec; rec = rec->next)
+                if (rec->lease_seq && rec->request_id == msg_id) {
+                        recover_forget(c, rec->lease_seq, true);
+                        return true;
+                }
+        return false;
 }
 
 void client_recover_committed(mc_client *c, const Memconv__Committed *m)
@@ -273,6 +284,30 @@ static int recover_simple(mc_client *c, int fd, Memconv__Message *msg, const int
         if (r < 0)
                 return r;
         r = recover_status(reply);
+        memconv__message__free_unpacked(reply, NULL);
+        return r;
+}
+
+/**
+ * recover_reapplied() - send one Reapplied and wait for its answer
+ * Return: 0 when recorded, or refused for good; negative errno when the
+ * attempt failed and the record must be sent again (connection, BUSY, the
+ * daemon out of memory)
+ */
+static int recover_reapplied(mc_client *c, int fd, Memconv__Message *msg)
+{
+        Memconv__Message *reply = NULL;
+        const Memconv__Status *st;
+        int r = recover_call(c, fd, msg, NULL, 0, MEMCONV__MESSAGE__BODY_REPLY, &reply);
+
+        if (r < 0)
+                return r;
+        st = reply->reply->status;
+        r = client_status_errno(st);
+        /* Refused for good (its region is gone, say): sending it again would only fail
+         * again and keep this VMM from ever reconnecting. The daemon logs the refusal. */
+        if (r < 0 && st->code != MEMCONV__CODE__CODE_BUSY && st->code != MEMCONV__CODE__CODE_RESOURCE_LIMIT)
+                r = 0;
         memconv__message__free_unpacked(reply, NULL);
         return r;
 }
@@ -378,7 +413,7 @@ static int recover_handshake(mc_client *c, int *ret_fd)
                 msg = (Memconv__Message) MEMCONV__MESSAGE__INIT;
                 msg.body_case = MEMCONV__MESSAGE__BODY_REAPPLIED;
                 msg.reapplied = &ra;
-                r = recover_simple(c, fd, &msg, NULL, 0, MEMCONV__MESSAGE__BODY_REPLY);
+                r = recover_reapplied(c, fd, &msg);
                 if (r < 0) {
                         /* Put it back in front: the next attempt sends it again. */
                         pthread_mutex_lock(&c->lock);

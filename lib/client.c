@@ -93,11 +93,19 @@ void client_dispatch(mc_client *c, Memconv__Message *m)
         }
         for (struct mc_waiter *w = c->waiters; w; w = w->next)
                 if (w->id == m->id && !w->done) {
+                        /* From here until it is remembered and reported, a reconnect waits. */
+                        if (m->body_case == MEMCONV__MESSAGE__BODY_DECISION &&
+                            m->decision->action == MEMCONV__ACTION__ACTION_APPLY &&
+                            w->expect == MEMCONV__MESSAGE__BODY_DECISION)
+                                c->applying++;
                         w->reply = m;
                         w->done = true;
                         pthread_cond_signal(&w->cond);
                         return;
                 }
+        /* Nobody waits for the answer to a LeasedApplied: only a refusal comes. */
+        if (m->body_case == MEMCONV__MESSAGE__BODY_REPLY && client_status_errno(m->reply->status) < 0)
+                (void) client_recover_refused(c, m->id);
         c->stray++;
         memconv__message__free_unpacked(m, NULL);
 }
@@ -129,7 +137,7 @@ static void client_unlink(mc_client *c, struct mc_waiter *w)
 static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size_t n_fds,
                        Memconv__Message__BodyCase expect, Memconv__Message **ret_reply)
 {
-        struct mc_waiter w = { .error = 0 };
+        struct mc_waiter w = { .expect = expect };
         int r;
 
         pthread_cond_init(&w.cond, NULL);
@@ -589,6 +597,7 @@ static int client_decide(mc_client *c, Memconv__Message *msg, struct mc_exit_res
                 if (r >= 0 && client_recover_applied(c, d, msg) < 0)
                         r = -ENOMEM;
                 (void) client_report_applied(c, d->decision_id, r);
+                client_applying_done(c);
                 if (r >= 0)
                         r = MC_EXIT_RETRY;
                 else

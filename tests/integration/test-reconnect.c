@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-reconnect.c - libmemconv across a memconvd restart, at the moments
+ * where the client's own threads race the reconnect. Real daemon (killed
+ * with SIGKILL and started again on the same state directory), real
+ * guest_memfd and memfd, the library as a VMM links it; the apply callback
+ * holds a vCPU thread inside a conversion to pin each moment down.
+ *
+ *  - A request still waiting for its Decision when the daemon dies stays
+ *    tracked (kept off the lease) through the reconnect: the new daemon
+ *    decides it, and counts on the VMM not converting over it meanwhile.
+ *  - A decision being applied while another thread reconnects is waited
+ *    for, and re-sent as Reapplied: without that, the new daemon's map
+ *    would miss it and Resumed would discard the side the guest now uses.
+ *  - A report under the lease that memconvd refuses is forgotten: sent
+ *    again after a restart, it would fail the reconnect (its region is
+ *    gone) or land out of order.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "memconv.h"
+
+#define RAM (1ULL << 20)
+#define WAIT_MS 5000
+
+static mc_client *client;
+static char conf_path[64];
+
+/* The apply callback: counts, and holds the thread converting @hold_gpa. */
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cb_cond = PTHREAD_COND_INITIALIZER;
+static uint64_t hold_gpa = UINT64_MAX;
+static bool held, released;
+static unsigned applies;
+
+static int apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
+{
+        pthread_mutex_lock(&cb_lock);
+        applies++;
+        if (gpa == hold_gpa) {
+                held = true;
+                pthread_cond_broadcast(&cb_cond);
+                while (!released)
+                        pthread_cond_wait(&cb_cond, &cb_lock);
+        }
+        pthread_mutex_unlock(&cb_lock);
+        return 0;
+}
+
+static void hold(uint64_t gpa)
+{
+        pthread_mutex_lock(&cb_lock);
+        hold_gpa = gpa;
+        held = released = false;
+        pthread_mutex_unlock(&cb_lock);
+}
+
+/* wait_held() - until the held thread is inside the callback; Return: whether it came */
+static bool wait_held(void)
+{
+        uint64_t t0 = now_ms();
+        bool h;
+
+        for (;;) {
+                pthread_mutex_lock(&cb_lock);
+                h = held;
+                pthread_mutex_unlock(&cb_lock);
+                if (h || now_ms() - t0 > WAIT_MS)
+                        return h;
+                usleep(1000);
+        }
+}
+
+static void release(void)
+{
+        pthread_mutex_lock(&cb_lock);
+        released = true;
+        hold_gpa = UINT64_MAX;
+        pthread_cond_broadcast(&cb_cond);
+        pthread_mutex_unlock(&cb_lock);
+}
+
+static unsigned applies_now(void)
+{
+        unsigned n;
+
+        pthread_mutex_lock(&cb_lock);
+        n = applies;
+        pthread_mutex_unlock(&cb_lock);
+        return n;
+}
+
+static void daemon_kill(void)
+{
+        kill(daemon_pid, SIGKILL);
+        waitpid(daemon_pid, NULL, 0);
+}
+
+/* lease_wait() - dispatch until the lease stats satisfy @pred; Return: whether they did */
+static bool lease_wait(bool (*pred)(const struct mc_lease_stats *), bool dispatch)
+{
+        struct mc_lease_stats st;
+        uint64_t t0 = now_ms();
+
+        for (;;) {
+                if (dispatch)
+                        (void) mc_client_dispatch(client);
+                mc_client_lease_stats(client, &st);
+                if (pred(&st))
+                        return true;
+                if (now_ms() - t0 > WAIT_MS)
+                        return false;
+                usleep(1000);
+        }
+}
+
+static bool is_active(const struct mc_lease_stats *s) { return s->active; }
+static bool is_inactive(const struct mc_lease_stats *s) { return !s->active; }
+static bool one_tracked(const struct mc_lease_stats *s) { return s->tracked == 1; }
+static bool none_tracked(const struct mc_lease_stats *s) { return s->tracked == 0; }
+
+struct conv_job {
+        pthread_t thread;
+        unsigned vcpu;
+        uint64_t gpa, size;
+        int result;
+        bool done;
+};
+
+static void *conv_thread(void *arg)
+{
+        struct conv_job *j = arg;
+
+        j->result = mc_client_convert(client, j->vcpu, j->gpa, j->size, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE,
+                                      MC_PAGE_4K, NULL);
+        __atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+        return NULL;
+}
+
+static void conv_start(struct conv_job *j, unsigned vcpu, uint64_t gpa, uint64_t size)
+{
+        *j = (struct conv_job) { .vcpu = vcpu, .gpa = gpa, .size = size };
+        CU_ASSERT_FATAL(pthread_create(&j->thread, NULL, conv_thread, j) == 0);
+}
+
+/* already_private() - the daemon's map has [gpa, +size) private: converting it again is spurious */
+static bool already_private(uint64_t gpa, uint64_t size)
+{
+        unsigned before = applies_now();
+        int r = mc_client_convert(client, 0, gpa, size, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+
+        return r == MC_EXIT_RETRY && applies_now() == before;
+}
+
+/* An answered Attach survives a crash right after it: the token resumes the VM. */
+static void test_attach_durable(void)
+{
+        struct mc_vm_info info = { .name = "durable-attach", .cc_type = MC_CC_TDX, .arch = MC_ARCH_X86_64 };
+        mc_client *c = NULL;
+        int r;
+
+        memcpy(info.uuid, "durable-attach-1", 16);
+        CU_ASSERT_FATAL(mc_client_connect(sock_path, &c) == 0);
+        CU_ASSERT_FATAL(mc_client_attach(c, &info, NULL) == 0);
+        daemon_kill();
+        CU_ASSERT_FATAL(daemon_start() == 0);
+        CU_ASSERT(log_wait("VM durable-attach", "restored from"));
+        /* The request reconnects (attach with the token) and is then asked: the VM has no
+         * memory there, so it is refused; what matters is that it is not -ESTALE. */
+        mc_client_set_reconnect(c, 20000);
+        r = mc_client_convert(c, 0, 0, PAGE, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+        CU_ASSERT_NOT_EQUAL(r, -ESTALE);
+        CU_ASSERT(log_wait("VM durable-attach", "resumed by pid"));
+        mc_client_free(c);
+        /* The other VM's client reconnects at its next request too. */
+        CU_ASSERT_EQUAL(mc_client_convert(client, 0, 0x70000, 2 * PAGE, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE,
+                                          MC_PAGE_4K, NULL), MC_EXIT_RETRY);
+}
+
+/*
+ * The lease covers 4 KiB (LeaseMaxBytes=4K): 8 KiB requests are asked of
+ * the daemon, and tracked by the library until settled.
+ */
+static void test_pending_request_stays_tracked(void)
+{
+        struct mc_lease_stats st;
+        struct conv_job j;
+
+        CU_ASSERT_FATAL(mc_client_set_lease(client, true) == 0);
+        CU_ASSERT_FATAL(lease_wait(is_active, true));
+
+        /* The daemon takes the request but does not answer. */
+        kill(daemon_pid, SIGSTOP);
+        conv_start(&j, 0, 0x10000, 2 * PAGE);
+        CU_ASSERT_FATAL(lease_wait(one_tracked, false));
+        daemon_kill();
+        /* The vCPU thread notices, and reconnects with backoff: nobody listens. */
+        CU_ASSERT_FATAL(lease_wait(is_inactive, false));
+        mc_client_lease_stats(client, &st);
+        CU_ASSERT_EQUAL(st.tracked, 1);  /* still waiting for its Decision, from the next daemon */
+        CU_ASSERT_FALSE(__atomic_load_n(&j.done, __ATOMIC_ACQUIRE));
+
+        CU_ASSERT_FATAL(daemon_start() == 0);
+        pthread_join(j.thread, NULL);
+        CU_ASSERT_EQUAL(j.result, MC_EXIT_RETRY);
+        /* Decided by the new daemon, applied, then settled; and leased again. */
+        CU_ASSERT(lease_wait(none_tracked, true));
+        CU_ASSERT(lease_wait(is_active, true));
+        CU_ASSERT(already_private(0x10000, 2 * PAGE));
+}
+
+static void test_applying_decision_resent(void)
+{
+        struct conv_job t, u;
+        uint64_t t0;
+
+        /* vCPU 0 is inside the attribute callback of a decision of the old daemon. */
+        hold(0x20000);
+        conv_start(&t, 0, 0x20000, 2 * PAGE);
+        CU_ASSERT_FATAL(wait_held());
+        daemon_kill();
+        CU_ASSERT_FATAL(daemon_start() == 0);
+
+        /* vCPU 1 finds the connection dead and reconnects: it must wait for vCPU 0's
+         * conversion to be remembered, or the handshake would not re-send it. */
+        conv_start(&u, 1, 0x40000, 2 * PAGE);
+        t0 = now_ms();
+        while (!__atomic_load_n(&u.done, __ATOMIC_ACQUIRE) && now_ms() - t0 < 1000)
+                usleep(1000);
+        CU_ASSERT_FALSE(__atomic_load_n(&u.done, __ATOMIC_ACQUIRE));
+        release();
+        pthread_join(t.thread, NULL);
+        pthread_join(u.thread, NULL);
+        CU_ASSERT_EQUAL(t.result, MC_EXIT_RETRY);
+        CU_ASSERT_EQUAL(u.result, MC_EXIT_RETRY);
+
+        /* The new daemon knows both: the map has them, so converting again changes nothing. */
+        CU_ASSERT(already_private(0x20000, 2 * PAGE));
+        CU_ASSERT(already_private(0x40000, 2 * PAGE));
+}
+
+static void test_refused_report_forgotten(void)
+{
+        struct mc_region_info ri = {
+                .slot = 1,
+                .gpa = RAM,
+                .size = RAM,
+                .guest_memfd = gmem_create(RAM),
+                .shared_fd = memfd_create("reconnect-shared-1", MFD_CLOEXEC),
+        };
+        struct mc_lease_stats before, after;
+        struct conv_job j;
+        int r;
+
+        CU_ASSERT_FATAL(ri.guest_memfd >= 0 && ri.shared_fd >= 0 && ftruncate(ri.shared_fd, RAM) == 0);
+        CU_ASSERT_FATAL(mc_client_register_region(client, &ri) == 0);
+        CU_ASSERT_FATAL(lease_wait(is_active, true));
+        mc_client_lease_stats(client, &before);
+
+        /* A 4 KiB conversion in slot 1 goes under the lease; while it is being applied the
+         * VMM unplugs slot 1, so memconvd refuses the report (not its memory any more). */
+        hold(RAM + 0x3000);
+        conv_start(&j, 0, RAM + 0x3000, PAGE);
+        CU_ASSERT_FATAL(wait_held());
+        CU_ASSERT_FATAL(mc_client_unregister_region(client, 1) == 0);
+        release();
+        pthread_join(j.thread, NULL);
+        CU_ASSERT_EQUAL(j.result, MC_EXIT_RETRY);
+        CU_ASSERT(log_wait("leased-applied", "is not inside this VM's registered memory"));
+        /* The refusal revokes the lease; reading it also reads the refusal. */
+        CU_ASSERT(lease_wait(is_inactive, true));
+        mc_client_lease_stats(client, &after);
+        CU_ASSERT_EQUAL(after.revocations, before.revocations + 1);
+        CU_ASSERT_EQUAL(after.leased, before.leased + 1);
+
+        /* After a restart the refused report is not re-sent: the new daemon refuses no
+         * Reapplied, and the reconnect goes through at once. */
+        daemon_kill();
+        CU_ASSERT_FATAL(daemon_start() == 0);
+        r = mc_client_convert(client, 0, 0x60000, 2 * PAGE, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+        CU_ASSERT_EQUAL(r, MC_EXIT_RETRY);
+        CU_ASSERT_FALSE(log_contains("reapplied:", NULL));
+        CU_ASSERT(already_private(0x60000, 2 * PAGE));
+        close(ri.guest_memfd);
+        close(ri.shared_fd);
+}
+
+int main(void)
+{
+        struct mc_vm_info info = { .name = "reconnect", .cc_type = MC_CC_SEV_SNP, .arch = MC_ARCH_X86_64 };
+        struct mc_region_info ri = { .slot = 0, .gpa = 0, .size = RAM };
+        unsigned failures;
+        CU_pSuite s;
+        FILE *f;
+        int fd, r;
+
+        /* A lease of 4 KiB: larger requests are asked, and tracked. */
+        snprintf(conf_path, sizeof(conf_path), "/tmp/memconv-reconnect-conf-XXXXXX");
+        fd = mkstemp(conf_path);
+        f = fd < 0 ? NULL : fdopen(fd, "w");
+        if (!f)
+                return 1;
+        fprintf(f, "[Policy]\nLeases=yes\nLeaseMaxBytes=4K\n");
+        fclose(f);
+        setenv("MEMCONV_TEST_CONFIG", conf_path, 1);
+        r = harness_setup(true);
+        if (r != 0) {
+                unlink(conf_path);
+                return r;
+        }
+        memcpy(info.uuid, "reconnect-test-1", 16);
+        ri.guest_memfd = gmem_create(RAM);
+        ri.shared_fd = memfd_create("reconnect-shared", MFD_CLOEXEC);
+        if (ri.guest_memfd < 0 || ri.shared_fd < 0 || ftruncate(ri.shared_fd, RAM) < 0 ||
+            mc_client_connect(sock_path, &client) < 0 || mc_client_attach(client, &info, NULL) < 0 ||
+            mc_client_register_region(client, &ri) < 0) {
+                fprintf(stderr, "cannot set up a VM on memconvd (log: %s)\n", log_path);
+                unlink(conf_path);
+                return harness_finish(1);
+        }
+        mc_client_set_apply(client, apply_cb, NULL);
+        mc_client_set_reconnect(client, 20000);
+
+        if (CU_initialize_registry() != CUE_SUCCESS)
+                return 1;
+        s = CU_add_suite("reconnect", NULL, NULL);
+        CU_add_test(s, "an answered attach survives a crash", test_attach_durable);
+        CU_add_test(s, "a request waiting for its Decision stays tracked", test_pending_request_stays_tracked);
+        CU_add_test(s, "a decision being applied is re-sent", test_applying_decision_resent);
+        CU_add_test(s, "a refused report under the lease is forgotten", test_refused_report_forgotten);
+        CU_basic_set_mode(CU_BRM_VERBOSE);
+        CU_basic_run_tests();
+        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+        CU_cleanup_registry();
+
+        mc_client_free(client);
+        unlink(conf_path);
+        return harness_finish(failures);
+}
