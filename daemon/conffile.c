@@ -280,6 +280,7 @@ static const struct config_item config_table[] = {
         { "Journal", "StateDirectory", parse_string, CFG(state_dir), 0, 0 },
         { "Journal", "Journal", parse_bool, CFG(journal), 0, 0 },
         { "Journal", "CompactRecords", parse_u64, CFG(journal_compact), 16, 100000000 },
+        { "Journal", "CommitIntervalMSec", parse_msec, CFG(journal_commit_interval_usec), 0, 1000 },
         { "Journal", "HistoryRecords", parse_size, CFG(history_records), 16, 10000000 },
         { "Policy", "PluginDirectory", parse_string, CFG(plugin_dir), 0, 0 },
         { "Policy", "Plugins", parse_plugins, 0, 0, 0 },

@@ -42,6 +42,7 @@ struct daemon_config {
         char *state_dir;         /* owned */
         bool journal;            /* keep a conversion journal in state_dir */
         uint64_t journal_compact;
+        uint64_t journal_commit_interval_usec;
         size_t history_records;  /* per-VM history ring */
         int log_level;
         int log_target;

@@ -52,6 +52,8 @@
 #define DEFAULT_CONFIG SYSCONFDIR "/memconvd/memconvd.conf"
 #define DEFAULT_PLUGIN_DIR PKGLIBDIR "/plugins"
 #define DEFAULT_JOURNAL_COMPACT 100000
+/* Group commit over time: see the journal benchmark (tests/bench) for the figures. */
+#define DEFAULT_JOURNAL_COMMIT_INTERVAL_MS 5
 #define DEFAULT_LEASE_MAX_BYTES (1ULL << 30)
 
 uint64_t daemon_now(void)
@@ -162,6 +164,9 @@ static void help(void)
                "     --journal=BOOL          Keep a durable conversion journal (default yes)\n"
                "     --leases=BOOL           Let VMMs that ask hold policy leases (default yes)\n"
                "     --journal-compact=N     Snapshot a VM's journal after N records (default %d)\n"
+               "     --journal-commit-interval=MS\n"
+               "                             At least MS ms between two writes of a VM's journal\n"
+               "                             (0..1000, default %d)\n"
                "     --history-records=N     History records kept in memory per VM (default %d)\n"
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
@@ -169,7 +174,8 @@ static void help(void)
                "     --system-call-filter=MODE\n"
                "                             yes (default): a system call outside the allow-list\n"
                "                             kills the daemon; log: it is logged; no: no filter\n",
-               DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT, HISTORY_DEFAULT_CAPACITY);
+               DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT,
+               DEFAULT_JOURNAL_COMMIT_INTERVAL_MS, HISTORY_DEFAULT_CAPACITY);
 }
 
 /**
@@ -180,7 +186,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
 {
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
-               ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES };
+               ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES, ARG_JOURNAL_COMMIT_INTERVAL };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -192,6 +198,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "journal", required_argument, NULL, ARG_JOURNAL },
                 { "journal-compact", required_argument, NULL, ARG_JOURNAL_COMPACT },
+                { "journal-commit-interval", required_argument, NULL, ARG_JOURNAL_COMMIT_INTERVAL },
                 { "history-records", required_argument, NULL, ARG_HISTORY_RECORDS },
                 { "discard-threads", required_argument, NULL, ARG_DISCARD_THREADS },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
@@ -267,6 +274,16 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 return -EINVAL;
                         }
                         cfg->journal_compact = v;
+                        break;
+                case ARG_JOURNAL_COMMIT_INTERVAL:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || v > 1000) {
+                                fprintf(stderr, "memconvd: --journal-commit-interval takes 0..1000 ms, not '%s'\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        cfg->journal_commit_interval_usec = v * 1000ULL;
                         break;
                 case ARG_HISTORY_RECORDS:
                         errno = 0;
@@ -475,6 +492,7 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .admin_group = (gid_t) -1,
                 .journal = true,
                 .journal_compact = DEFAULT_JOURNAL_COMPACT,
+                .journal_commit_interval_usec = DEFAULT_JOURNAL_COMMIT_INTERVAL_MS * 1000ULL,
                 .history_records = HISTORY_DEFAULT_CAPACITY,
                 .discard_threads = 1,
                 .summary_interval_usec = 1000000,
@@ -537,7 +555,8 @@ static struct policy_chain *daemon_policy_load(const struct daemon_config *cfg)
 /**
  * daemon_reload() - SIGHUP: read the configuration again and apply what
  * can change while running (policy chain and its settings, log level and
- * target, summary interval, compaction); VMMs stay connected
+ * target, summary interval, compaction and commit interval); VMMs stay
+ * connected
  */
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
 {
@@ -586,6 +605,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         /* The chain, its settings or the lease settings may have changed: grant anew. */
         lease_revoke_all(d, "the configuration was reloaded");
         persist_set_compact(d->persist, cfg.journal_compact);
+        persist_set_commit_interval(d->persist, cfg.journal_commit_interval_usec);
         config_plugins_done(&d->config);
         d->config.plugins = TAKE_PTR(cfg.plugins);
         d->config.n_plugins = cfg.n_plugins;
@@ -686,6 +706,7 @@ int main(int argc, char *argv[])
                 struct persist_config pc = {
                         .state_dir = d.config.journal ? d.config.state_dir : NULL,
                         .compact_records = d.config.journal_compact,
+                        .commit_interval_usec = d.config.journal_commit_interval_usec,
                 };
                 uint64_t t0 = daemon_now();
 

@@ -56,7 +56,8 @@ struct vm_journal {
         size_t n_lost_acks, cap_lost_acks;
         uint64_t recover_usec;   /* when the last rewrite to recover from a failure was queued */
         bool in_flight;          /* an append is with the journal thread: batch up meanwhile */
-        bool in_list;
+        uint64_t submit_usec;    /* when the last append was handed to the thread */
+        bool in_list;            /* on p->dirty or p->postponed */
         LIST_ENTRY(vm_journal) link;
         struct vm *vm;
 };
@@ -89,6 +90,10 @@ struct persist {
         int dirfd;                      /* owned */
         sd_event_source *flush_source;  /* defer: end of loop iteration */
         LIST_HEAD(, vm_journal) dirty;
+        /* Dirty, but appended less than commit_interval_usec ago: flushed by commit_timer. */
+        LIST_HEAD(, vm_journal) postponed;
+        sd_event_source *commit_timer;
+        uint64_t commit_timer_usec;     /* when it fires; 0: off */
 
         pthread_t thread;
         bool thread_started;
@@ -107,6 +112,12 @@ void persist_set_compact(struct persist *p, uint64_t records)
 {
         if (p)
                 p->cfg.compact_records = records;
+}
+
+void persist_set_commit_interval(struct persist *p, uint64_t usec)
+{
+        if (p)
+                p->cfg.commit_interval_usec = usec;
 }
 
 bool persist_enabled(const struct persist *p)
@@ -717,7 +728,24 @@ static void persist_flush_one(struct persist *p, struct vm_journal *j, bool forc
         }
         if (j->in_flight && !force)
                 return;  /* stays dirty: sent when the append in flight completes */
+        if (!force && p->cfg.commit_interval_usec) {
+                uint64_t due = j->submit_usec + p->cfg.commit_interval_usec;
+
+                /* Group commit over time too: under a stream of conversions, one write and
+                 * one fdatasync per interval instead of one per loop iteration. */
+                if (daemon_now() < due) {
+                        LIST_INSERT_HEAD(&p->postponed, j, link);
+                        j->in_list = true;
+                        if (!p->commit_timer_usec || due < p->commit_timer_usec) {
+                                p->commit_timer_usec = due;
+                                (void) sd_event_source_set_time(p->commit_timer, due);
+                                (void) sd_event_source_set_enabled(p->commit_timer, SD_EVENT_ONESHOT);
+                        }
+                        return;
+                }
+        }
         j->dirty = false;
+        j->submit_usec = daemon_now();
         job = calloc(1, sizeof(*job));
         if (!job) {
                 log_error("VM %s: out of memory: journal flush postponed", vm->name);
@@ -755,11 +783,22 @@ static void persist_flush_one(struct persist *p, struct vm_journal *j, bool forc
         }
 }
 
+/**
+ * persist_on_flush() - hand every dirty journal's records to the thread
+ * (end of a loop iteration; @s NULL: now, postponed ones included)
+ */
 static int persist_on_flush(sd_event_source *s, void *userdata)
 {
         struct persist *p = userdata;
         struct vm_journal *j;
 
+        if (!s) {
+                while ((j = LIST_FIRST(&p->postponed))) {
+                        LIST_REMOVE(j, link);
+                        LIST_INSERT_HEAD(&p->dirty, j, link);
+                }
+        }
+        /* Postponed ones go onto p->postponed, not back here. */
         while ((j = LIST_FIRST(&p->dirty))) {
                 LIST_REMOVE(j, link);
                 j->in_list = false;
@@ -767,6 +806,23 @@ static int persist_on_flush(sd_event_source *s, void *userdata)
                         persist_flush_one(p, j, s == NULL);
         }
         return 0;
+}
+
+/**
+ * persist_on_commit_timer() - the commit interval of postponed journals is over
+ */
+static int persist_on_commit_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        struct persist *p = userdata;
+        struct vm_journal *j;
+
+        p->commit_timer_usec = 0;
+        while ((j = LIST_FIRST(&p->postponed))) {
+                LIST_REMOVE(j, link);
+                LIST_INSERT_HEAD(&p->dirty, j, link);
+        }
+        /* Due ones are appended; any not yet due (a later append) is postponed again. */
+        return persist_on_flush(s, p);
 }
 
 /**
@@ -1163,6 +1219,7 @@ int persist_new(struct daemon *d, const struct persist_config *cfg, struct persi
         p->dirfd = -EBADF;
         p->efd = -EBADF;
         LIST_INIT(&p->dirty);
+        LIST_INIT(&p->postponed);
         LIST_INIT(&p->files);
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->cond, NULL);
@@ -1175,6 +1232,11 @@ int persist_new(struct daemon *d, const struct persist_config *cfg, struct persi
         (void) sd_event_source_set_description(p->flush_source, "journal-flush");
         /* After every other event of the iteration: one flush per wake-up. */
         (void) sd_event_source_set_priority(p->flush_source, SD_EVENT_PRIORITY_IDLE);
+        r = sd_event_add_time(d->event, &p->commit_timer, CLOCK_MONOTONIC, 0, 0, persist_on_commit_timer, p);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(p->commit_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(p->commit_timer, "journal-commit-interval");
 
         if (cfg->state_dir) {
                 (void) mkdir(cfg->state_dir, 0700);
@@ -1228,6 +1290,7 @@ struct persist *persist_free(struct persist *p)
                 free(jf);
         }
         sd_event_source_disable_unref(p->flush_source);
+        sd_event_source_disable_unref(p->commit_timer);
         sd_event_source_disable_unref(p->done_source);
         safe_close(p->efd);
         safe_close(p->dirfd);

@@ -40,6 +40,7 @@ struct persist;
 struct persist_config {
         const char *state_dir;     /* NULL: no journal */
         uint64_t compact_records;  /* snapshot after this many records */
+        uint64_t commit_interval_usec; /* at least this long between two appends of one journal */
 };
 
 /**
@@ -93,6 +94,9 @@ void persist_vm_free(struct vm *vm);
 
 /** persist_set_compact() - a new compaction threshold (reload) */
 void persist_set_compact(struct persist *p, uint64_t records);
+
+/** persist_set_commit_interval() - change the minimum time between two appends of a journal (reload) */
+void persist_set_commit_interval(struct persist *p, uint64_t usec);
 
 /** persist_enabled() - whether a journal is kept */
 bool persist_enabled(const struct persist *p);
