@@ -50,6 +50,15 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+# The scheduling policy memconvd runs with: "other" as an ordinary process (the default, and
+# the shipped service unit's), "batch" as with CPUSchedulingPolicy=batch (memconvd(8) SCHEDULING).
+DAEMON_SCHED = "other"
+
+
+def sched_prefix():
+    return ["chrt", "--batch", "0"] if DAEMON_SCHED == "batch" else []
+
+
 class Daemon:
     """A memconvd on a private socket in a temporary directory, started fresh per run."""
 
@@ -57,7 +66,7 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="memconv-bench.", dir=workdir)
         self.sock = os.path.join(self.dir, "vmm.sock")
         self.log = open(os.path.join(self.dir, "daemon.log"), "w")
-        cmd = [binary, "--socket", self.sock, "--log-target=stderr"]
+        cmd = sched_prefix() + [binary, "--socket", self.sock, "--log-target=stderr"]
         if daemon_supports(binary, "--state-dir"):
             os.mkdir(os.path.join(self.dir, "state"))
             cmd.append("--state-dir=" + os.path.join(self.dir, "state"))
@@ -160,8 +169,8 @@ class ReadyDaemon:
         try:
             ns.bind(notify_path)
             env = dict(os.environ, NOTIFY_SOCKET=notify_path)
-            cmd = [binary, "--socket", self.sock, "--admin-socket", self.admin, "--state-dir=" + state_dir,
-                   "--log-target=stderr"] + list(extra)
+            cmd = sched_prefix() + [binary, "--socket", self.sock, "--admin-socket", self.admin,
+                                    "--state-dir=" + state_dir, "--log-target=stderr"] + list(extra)
             t0 = time.monotonic()
             self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
             while True:
@@ -666,6 +675,9 @@ def main():
     ap.add_argument("--only", default="floor,conversions,rangemap,journal,restart")
     ap.add_argument("--no-lease", action="store_true",
                     help="do not measure the lease mode (memconvd-lease rows)")
+    ap.add_argument("--daemon-sched", choices=("batch", "other"), default="other",
+                    help="memconvd's scheduling policy: other (default: an ordinary process, as the shipped "
+                         "service unit runs it) or batch (chrt --batch 0, as CPUSchedulingPolicy=batch)")
     ap.add_argument("--rangemap-max", type=int, default=1000000)
     ap.add_argument("--restart-records", default="10000,100000,1000000",
                     help="journal sizes (change records) of the restart section")
@@ -678,6 +690,8 @@ def main():
         print("SKIP: /dev/kvm not available", file=sys.stderr)
         return 77
 
+    global DAEMON_SCHED
+    DAEMON_SCHED = args.daemon_sched
     s = Suite(args)
     t0 = time.time()
     parts = args.only.split(",")
@@ -703,13 +717,14 @@ def main():
         commit = ""
     result = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "commit": commit, "machine": info, "runs": args.runs, "quick": args.quick,
+              "daemon_sched": args.daemon_sched,
               "rows": s.rows, "raw": s.raw}
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(result, f, indent=1)
     print(f"memconvd benchmark, {result['date']}, {info.get('cpu', '?')}, {info['cpus']} CPUs, "
           f"kernel {info['kernel']}, load {info['loadavg_start'][0]:.2f} -> {info['loadavg_end'][0]:.2f}, "
-          f"{info['duration_s']} s, commit {commit}")
+          f"{info['duration_s']} s, commit {commit}, memconvd scheduling {args.daemon_sched}")
     print_table(s.rows, sys.stdout)
     if args.table:
         with open(args.table, "w") as f:
