@@ -1219,29 +1219,18 @@ static int admin_on_listen(sd_event_source *s, int listen_fd, uint32_t revents, 
 
 int admin_listen(struct daemon *d, int activated_fd)
 {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int r;
 
         if (activated_fd >= 0)
                 d->admin_fd = activated_fd;
         else {
-                const char *path = d->config.admin_socket_path;
-
-                if (strlen(path) >= sizeof(sa.sun_path))
-                        return log_error_errno(-ENAMETOOLONG, "Admin socket path %s is too long", path);
-                strcpy(sa.sun_path, path);
-                d->admin_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (d->admin_fd < 0)
-                        return log_error_errno(errno, "Failed to create the admin socket");
-                (void) unlink(path);
-                if (bind(d->admin_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                        return log_error_errno(errno, "Failed to bind the admin socket %s", path);
+                r = daemon_bind_socket(d->config.admin_socket_path,
+                                       d->config.admin_group == (gid_t) -1 ? 0600 : 0660, d->config.admin_group,
+                                       "admin");
+                if (r < 0)
+                        return r;
+                d->admin_fd = r;
                 d->unlink_admin_socket = true;
-                (void) chmod(path, d->config.admin_group == (gid_t) -1 ? 0600 : 0660);
-                if (d->config.admin_group != (gid_t) -1)
-                        (void) !chown(path, (uid_t) -1, d->config.admin_group);
-                if (listen(d->admin_fd, SOMAXCONN) < 0)
-                        return log_error_errno(errno, "Failed to listen on %s", path);
         }
         r = sd_event_add_io(d->event, &d->admin_source, d->admin_fd, EPOLLIN, admin_on_listen, d);
         if (r < 0)

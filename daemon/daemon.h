@@ -112,3 +112,13 @@ void daemon_arm_summary(struct daemon *d);
  * Return: the new fd, or -1 (nothing to accept now; logged when unexpected)
  */
 int daemon_accept(sd_event_source *src, int listen_fd, const char *what);
+
+/**
+ * daemon_bind_socket() - a listening SOCK_SEQPACKET socket at @path, made
+ * ready (bound, @mode and @group set, listening) under a temporary name and
+ * renamed into place: a client that sees @path can connect, and never
+ * finds it with the wrong permissions. A stale socket at @path is replaced.
+ * @group: (gid_t) -1 for none
+ * Return: the non-blocking fd, or negative errno (logged)
+ */
+int daemon_bind_socket(const char *path, mode_t mode, gid_t group, const char *what);

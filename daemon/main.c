@@ -367,13 +367,41 @@ static void mkdir_parents(const char *path)
                 }
 }
 
+int daemon_bind_socket(const char *path, mode_t mode, gid_t group, const char *what)
+{
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        /* The temporary name: the same directory, so that rename() is atomic. */
+        if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d.new", path, (int) getpid()) >= (int) sizeof(sa.sun_path))
+                return log_error_errno(-ENAMETOOLONG, "%s socket path %s is too long", what, path);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create the %s socket", what);
+        (void) unlink(sa.sun_path);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return log_error_errno(errno, "Failed to bind the %s socket %s", what, sa.sun_path);
+        if (chmod(sa.sun_path, mode) < 0 ||
+            (group != (gid_t) -1 && chown(sa.sun_path, (uid_t) -1, group) < 0)) {
+                r = log_error_errno(errno, "Failed to set the mode or group of the %s socket %s", what, sa.sun_path);
+                (void) unlink(sa.sun_path);
+                return r;
+        }
+        if (listen(fd, SOMAXCONN) < 0 || rename(sa.sun_path, path) < 0) {
+                r = log_error_errno(errno, "Failed to listen on the %s socket %s", what, path);
+                (void) unlink(sa.sun_path);
+                return r;
+        }
+        return TAKE_FD(fd);
+}
+
 /**
  * daemon_listen() - take the socket-activated VMM socket, or bind one
  * Return: 0 or negative errno (logged)
  */
 static int daemon_listen(struct daemon *d)
 {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char **names = NULL;
         int n, r, admin_fd = -EBADF;
 
@@ -404,23 +432,14 @@ static int daemon_listen(struct daemon *d)
                 (void) fcntl(admin_fd, F_SETFL, fcntl(admin_fd, F_GETFL) | O_NONBLOCK);
 
         if (d->vmm_fd < 0) {
-                if (strlen(d->config.vmm_socket_path) >= sizeof(sa.sun_path))
-                        return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long", d->config.vmm_socket_path);
-                strcpy(sa.sun_path, d->config.vmm_socket_path);
                 mkdir_parents(d->config.vmm_socket_path);
-                d->vmm_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (d->vmm_fd < 0)
-                        return log_error_errno(errno, "Failed to create the VMM socket");
-                (void) unlink(sa.sun_path);
-                if (bind(d->vmm_fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                        return log_error_errno(errno, "Failed to bind the VMM socket %s", sa.sun_path);
-                d->unlink_vmm_socket = true;
                 /* Access is decided by SO_PEERCRED; the mode only keeps strangers from connecting. */
-                (void) chmod(sa.sun_path, d->config.vmm_group == (gid_t) -1 ? 0600 : 0660);
-                if (d->config.vmm_group != (gid_t) -1)
-                        (void) !chown(sa.sun_path, (uid_t) -1, d->config.vmm_group);
-                if (listen(d->vmm_fd, SOMAXCONN) < 0)
-                        return log_error_errno(errno, "Failed to listen on %s", sa.sun_path);
+                r = daemon_bind_socket(d->config.vmm_socket_path,
+                                       d->config.vmm_group == (gid_t) -1 ? 0600 : 0660, d->config.vmm_group, "VMM");
+                if (r < 0)
+                        return r;
+                d->vmm_fd = r;
+                d->unlink_vmm_socket = true;
         }
         r = sd_event_add_io(d->event, &d->vmm_source, d->vmm_fd, EPOLLIN, session_on_listen, d);
         if (r < 0)
