@@ -16,7 +16,10 @@
  *     ours whose discard memconvd has not finished (Settled), and no
  *     request of ours still waiting for its Decision. Otherwise a late
  *     discard of the old backing could destroy what the guest writes next.
- *     Such a request goes to memconvd, which makes it wait for the discard.
+ *     Such a request goes to memconvd, which makes it wait for the discard;
+ *   - fewer than LEASE_MAX_UNSETTLED ranges are tracked: a vCPU that runs
+ *     far ahead of memconvd's discards (a daemon starved of CPU) asks, and
+ *     waits, instead of growing the backlog and this list without bound.
  * Then the range is tracked, the lock dropped, the attributes applied, and
  * LeasedApplied sent (no answer on success). The conversion is kept, like
  * an applied decision, until Committed says it is durable, to be re-sent
@@ -45,6 +48,7 @@
 #include "message.h"
 
 #define LEASE_DRAIN_EVERY 32
+#define LEASE_MAX_UNSETTLED 256
 
 /** lease_now_usec() - CLOCK_MONOTONIC in microseconds */
 static uint64_t lease_now_usec(void)
@@ -322,11 +326,14 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
         pthread_mutex_lock(&c->lock);
         if (!lease_covers(c, gpa, size, implicit) || !c->apply)
                 goto not_covered;
-        if (++l->since_drain >= LEASE_DRAIN_EVERY || busy_overlaps(c, gpa, gpa + size)) {
+        if (++l->since_drain >= LEASE_DRAIN_EVERY || l->n_busy >= LEASE_MAX_UNSETTLED ||
+            busy_overlaps(c, gpa, gpa + size)) {
                 /* Settled notices may be waiting in the socket. */
                 l->since_drain = 0;
                 (void) lease_drain(c);
-                if (!lease_covers(c, gpa, size, implicit) || busy_overlaps(c, gpa, gpa + size))
+                /* memconvd is behind with its discards: ask it, and wait, until it catches up. */
+                if (!lease_covers(c, gpa, size, implicit) || l->n_busy >= LEASE_MAX_UNSETTLED ||
+                    busy_overlaps(c, gpa, gpa + size))
                         goto not_covered;
         }
         if (!lease_tokens(c, size))

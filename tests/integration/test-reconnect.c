@@ -12,6 +12,8 @@
  *  - A decision being applied while another thread reconnects is waited
  *    for, and re-sent as Reapplied: without that, the new daemon's map
  *    would miss it and Resumed would discard the side the guest now uses.
+ *  - Under a lease, at most 256 ranges wait for memconvd; past that the
+ *    vCPU asks, and waits, until memconvd catches up with its discards.
  *  - A report under the lease that memconvd refuses is forgotten: sent
  *    again after a restart, it would fail the reconnect (its region is
  *    gone) or land out of order.
@@ -29,7 +31,7 @@
 #include "harness.h"
 #include "memconv.h"
 
-#define RAM (1ULL << 20)
+#define RAM (4ULL << 20)
 #define WAIT_MS 5000
 
 static mc_client *client;
@@ -248,6 +250,60 @@ static void test_applying_decision_resent(void)
         CU_ASSERT(already_private(0x40000, 2 * PAGE));
 }
 
+/* Under a lease, at most LEASE_MAX_UNSETTLED (256) ranges are waiting for memconvd: past
+ * that, a conversion is asked of it and its vCPU waits until memconvd catches up. */
+#define MAX_UNSETTLED 256
+
+struct burst {
+        pthread_t thread;
+        unsigned n, done;
+        int failed;
+};
+
+static void *burst_thread(void *arg)
+{
+        struct burst *b = arg;
+
+        for (unsigned i = 0; i < b->n; i++) {
+                /* A page each, none overlapping: only the bound stops the lease. */
+                int r = mc_client_convert(client, 2, 0x100000 + (uint64_t) i * PAGE, PAGE, true,
+                                          MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+
+                if (r != MC_EXIT_RETRY)
+                        b->failed++;
+                __atomic_store_n(&b->done, i + 1, __ATOMIC_RELEASE);
+        }
+        return NULL;
+}
+
+static bool bound_reached(const struct mc_lease_stats *s) { return s->tracked == MAX_UNSETTLED + 1; }
+
+static void test_unsettled_bound(void)
+{
+        struct mc_lease_stats before, st;
+        struct burst b = { .n = MAX_UNSETTLED + 20 };
+
+        CU_ASSERT_FATAL(lease_wait(is_active, true));
+        CU_ASSERT_FATAL(lease_wait(none_tracked, true));
+        mc_client_lease_stats(client, &before);
+        /* Nothing memconvd does reaches the client now: no conversion is ever settled. */
+        kill(daemon_pid, SIGSTOP);
+        CU_ASSERT_FATAL(pthread_create(&b.thread, NULL, burst_thread, &b) == 0);
+        /* MAX_UNSETTLED under the lease, then one asked, which waits for the daemon. */
+        CU_ASSERT(lease_wait(bound_reached, false));
+        mc_client_lease_stats(client, &st);
+        CU_ASSERT_EQUAL(st.leased, before.leased + MAX_UNSETTLED);
+        CU_ASSERT_EQUAL(st.asked, before.asked + 1);
+        CU_ASSERT_EQUAL(__atomic_load_n(&b.done, __ATOMIC_ACQUIRE), MAX_UNSETTLED);
+        kill(daemon_pid, SIGCONT);
+        pthread_join(b.thread, NULL);
+        CU_ASSERT_EQUAL(b.failed, 0);
+        CU_ASSERT_EQUAL(b.done, b.n);
+        /* Everything is settled in the end; all of it is in memconvd's map. */
+        CU_ASSERT(lease_wait(none_tracked, true));
+        CU_ASSERT(already_private(0x100000, (uint64_t) b.n * PAGE));
+}
+
 static void test_refused_report_forgotten(void)
 {
         struct mc_region_info ri = {
@@ -336,6 +392,7 @@ int main(void)
         CU_add_test(s, "an answered attach survives a crash", test_attach_durable);
         CU_add_test(s, "a request waiting for its Decision stays tracked", test_pending_request_stays_tracked);
         CU_add_test(s, "a decision being applied is re-sent", test_applying_decision_resent);
+        CU_add_test(s, "at most 256 ranges wait for memconvd under a lease", test_unsettled_bound);
         CU_add_test(s, "a refused report under the lease is forgotten", test_refused_report_forgotten);
         CU_basic_set_mode(CU_BRM_VERBOSE);
         CU_basic_run_tests();
