@@ -5,6 +5,8 @@
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-.}
 MEMCONVD=$top_builddir/memconvd
+# The Python checks import tests/integration/vmmstate.py: no __pycache__ in the source tree.
+export PYTHONDONTWRITEBYTECODE=1
 VMM=$top_builddir/tests/vmm/memconv-vmm
 
 fail() { echo "FAIL: $*" >&2; [ -n "${DAEMON_LOG:-}" ] && [ -f "$DAEMON_LOG" ] && { echo "--- daemon log (last 40 lines):" >&2; tail -n 40 "$DAEMON_LOG" >&2; }; exit 1; }

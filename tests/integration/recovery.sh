@@ -34,28 +34,15 @@ daemon_up() {
 compare() {
         "$CTL" --admin-socket "$TESTDIR/admin.sock" --json ranges "$1" > "$TESTDIR/ranges.json" || fail "ranges failed"
         "$CTL" --admin-socket "$TESTDIR/admin.sock" --json history "$1" > "$TESTDIR/history.json" || fail "history failed"
-        python3 - "$TESTDIR/ranges.json" "$TESTDIR/history.json" "$TESTDIR/vmm.state" "$2" <<'PY' || fail "state comparison failed"
+        PYTHONPATH="$top_srcdir/tests/integration" python3 - "$TESTDIR/ranges.json" "$TESTDIR/history.json" \
+                "$TESTDIR/vmm.state" "$2" <<'PY' || fail "state comparison failed"
 import json, sys
-ranges = json.load(open(sys.argv[1]))["ranges"]
+from vmmstate import pages, same_map
 history = json.load(open(sys.argv[2]))["records"]
 check_history = sys.argv[4] == "history"
-P = 4096
-def pages(items):
-    s = set()
-    for gpa, size in items:
-        s.update(range(gpa // P, (gpa + size) // P))
-    return s
-daemon = pages((r["gpa"], r["size"]) for r in ranges if r["attribute"] == "private")
-vmm = set()
-for line in open(sys.argv[3]):
-    gpa, size, attr = line.split()
-    if attr == "private":
-        vmm |= pages([(int(gpa, 0), int(size, 0))])
-if daemon != vmm:
-    print("daemon map and VMM record differ: %d pages only in the daemon, %d only in the VMM"
-          % (len(daemon - vmm), len(vmm - daemon)))
+daemon = same_map(sys.argv[1], sys.argv[3])
+if daemon is None:
     sys.exit(1)
-print("map: %d private pages, identical in daemon and VMM" % len(daemon))
 if not check_history:
     sys.exit(0)
 seqs = [r["seq"] for r in history]
