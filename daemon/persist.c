@@ -784,45 +784,43 @@ static void persist_flush_one(struct persist *p, struct vm_journal *j, bool forc
 }
 
 /**
- * persist_on_flush() - hand every dirty journal's records to the thread
- * (end of a loop iteration; @s NULL: now, postponed ones included)
+ * persist_flush() - hand every dirty journal's records to the thread
+ * @postponed_too: the ones waiting for their commit interval as well (those
+ * not due yet are postponed again unless @force)
+ * @force: even journals with an append in flight or within their interval
  */
-static int persist_on_flush(sd_event_source *s, void *userdata)
+static void persist_flush(struct persist *p, bool postponed_too, bool force)
 {
-        struct persist *p = userdata;
         struct vm_journal *j;
 
-        if (!s) {
-                while ((j = LIST_FIRST(&p->postponed))) {
-                        LIST_REMOVE(j, link);
-                        LIST_INSERT_HEAD(&p->dirty, j, link);
-                }
+        while (postponed_too && (j = LIST_FIRST(&p->postponed))) {
+                LIST_REMOVE(j, link);
+                LIST_INSERT_HEAD(&p->dirty, j, link);
         }
         /* Postponed ones go onto p->postponed, not back here. */
         while ((j = LIST_FIRST(&p->dirty))) {
                 LIST_REMOVE(j, link);
                 j->in_list = false;
                 if (j->dirty)
-                        persist_flush_one(p, j, s == NULL);
+                        persist_flush_one(p, j, force);
         }
+}
+
+/** persist_on_flush() - the end of a loop iteration */
+static int persist_on_flush(sd_event_source *s, void *userdata)
+{
+        persist_flush(userdata, false, false);
         return 0;
 }
 
-/**
- * persist_on_commit_timer() - the commit interval of postponed journals is over
- */
+/** persist_on_commit_timer() - the commit interval of postponed journals is over */
 static int persist_on_commit_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
         struct persist *p = userdata;
-        struct vm_journal *j;
 
         p->commit_timer_usec = 0;
-        while ((j = LIST_FIRST(&p->postponed))) {
-                LIST_REMOVE(j, link);
-                LIST_INSERT_HEAD(&p->dirty, j, link);
-        }
-        /* Due ones are appended; any not yet due (a later append) is postponed again. */
-        return persist_on_flush(s, p);
+        persist_flush(p, true, false);
+        return 0;
 }
 
 /**
@@ -1275,7 +1273,7 @@ struct persist *persist_free(struct persist *p)
         if (!p)
                 return NULL;
         /* Whatever is pending goes to disk (and its VMMs are told) before we stop. */
-        persist_on_flush(NULL, p);
+        persist_flush(p, true, true);
         if (p->thread_started) {
                 pthread_mutex_lock(&p->lock);
                 p->stopping = true;

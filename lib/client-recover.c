@@ -98,6 +98,17 @@ void client_recover_forget_region(mc_client *c, uint32_t slot)
         pthread_mutex_unlock(&c->lock);
 }
 
+/** recover_append() - add @rec at the end of the unacknowledged list (@c locked) */
+static void recover_append(mc_client *c, struct mc_applied_rec *rec)
+{
+        if (c->unacked_tail)
+                c->unacked_tail->next = rec;
+        else
+                c->unacked = rec;
+        c->unacked_tail = rec;
+        c->n_unacked++;
+}
+
 int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memconv__Message *req)
 {
         struct mc_applied_rec *rec = calloc(1, sizeof(*rec) + sizeof(Memconv__Range) * d->n_ranges);
@@ -121,12 +132,7 @@ int client_recover_applied(mc_client *c, const Memconv__Decision *d, const Memco
                 rec->source = req->convert->source;
         }
         pthread_mutex_lock(&c->lock);
-        if (c->unacked_tail)
-                c->unacked_tail->next = rec;
-        else
-                c->unacked = rec;
-        c->unacked_tail = rec;
-        c->n_unacked++;
+        recover_append(c, rec);
         pthread_mutex_unlock(&c->lock);
         return 0;
 }
@@ -148,12 +154,7 @@ int client_recover_leased(mc_client *c, uint64_t seq, uint64_t msg_id, uint32_t 
         memconv__range__init(&rec->ranges[0]);
         rec->ranges[0].gpa = gpa;
         rec->ranges[0].size = size;
-        if (c->unacked_tail)
-                c->unacked_tail->next = rec;
-        else
-                c->unacked = rec;
-        c->unacked_tail = rec;
-        c->n_unacked++;
+        recover_append(c, rec);
         return 0;
 }
 
