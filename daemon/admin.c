@@ -214,6 +214,7 @@ static void stats_add(Memconv__ConversionStats *m, const struct vm *vm)
         m->leased += s->leased;
         m->lease_grants += s->lease_grants;
         m->lease_revocations += s->lease_revocations;
+        m->leased_batches += s->leased_batches;
 }
 
 /**

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "conffile.h"
+#include "message.h"
 #include "log.h"
 #include "macro.h"
 #include "policy.h"
@@ -287,6 +288,8 @@ static const struct config_item config_table[] = {
         { "Policy", "RequireRegistration", parse_bool, CFG(require_registration), 0, 0 },
         { "Policy", "Leases", parse_bool, CFG(leases), 0, 0 },
         { "Policy", "LeaseMaxBytes", parse_bytes, CFG(lease_max_bytes), 4096, 1L << 40 },
+        { "Policy", "LeaseReportDelayUSec", parse_u64, CFG(lease_report_delay_usec), 0,
+          MC_LEASE_REPORT_DELAY_MAX_USEC },
         { "Limits", "VMsPerUID", parse_unsigned, CFG(max_vms_per_uid), 1, 1000000 },
         { "Limits", "RegionsPerVM", parse_unsigned, CFG(max_regions_per_vm), 1, 65536 },
         { "Limits", "RequestsPerVM", parse_unsigned, CFG(max_requests_per_vm), 1, 1000000 },

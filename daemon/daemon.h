@@ -57,6 +57,7 @@ struct daemon_config {
         int syscall_filter;            /* enum sandbox_filter (sandbox.h) */
         bool leases;                   /* VMMs may hold policy leases (lease.h) */
         uint64_t lease_max_bytes;      /* largest conversion under a lease */
+        uint64_t lease_report_delay_usec; /* reports may wait this long, to go in batches; 0: at once */
 };
 
 struct daemon {

@@ -103,6 +103,13 @@ void lease_try_grant(struct vm *vm)
         m.conversions_burst = t.conversions_burst;
         m.bytes_per_sec = t.bytes_per_sec;
         m.bytes_burst = t.bytes_burst;
+        /* Reports in batches: a vCPU pays no send per conversion, memconvd no wake-up per report,
+         * and a run of adjacent conversions becomes one discard. The delay bounds how stale the
+         * map may be. */
+        if (vm->daemon->config.lease_report_delay_usec) {
+                m.report_batch = LEASE_REPORT_BATCH;
+                m.report_delay_usec = (uint32_t) vm->daemon->config.lease_report_delay_usec;
+        }
         vm->stats.lease_grants++;
         log_debug("VM %s: lease %" PRIu64 " granted (%s%s, up to %" PRIu64 " bytes)", vm->name, l->id,
                   t.implicit ? "implicit" : "", t.explicit_ ? (t.implicit ? "+explicit" : "explicit") : "",

@@ -42,6 +42,9 @@ struct session;
 /* After a conversion under a lease that policy would not have allowed: no new grant for this long. */
 #define LEASE_HOLD_USEC 1000000ULL
 
+/* Most reports a lease lets a VMM send in one LeasedBatch (when LeaseReportDelayUSec > 0). */
+#define LEASE_REPORT_BATCH 128
+
 struct vm_lease {
         bool wanted;                  /* the attached VMM asked for one */
         uint64_t first_rx;            /* requests received from here on are tracked by the VMM */

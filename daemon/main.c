@@ -36,6 +36,7 @@
 #include "daemon.h"
 #include "history.h"
 #include "lease.h"
+#include "message.h"
 #include "discard.h"
 #include "log.h"
 #include "persist.h"
@@ -55,6 +56,7 @@
 /* Group commit over time: see the journal benchmark (tests/bench) for the figures. */
 #define DEFAULT_JOURNAL_COMMIT_INTERVAL_MS 5
 #define DEFAULT_LEASE_MAX_BYTES (1ULL << 30)
+#define DEFAULT_LEASE_REPORT_DELAY_USEC 1000
 
 uint64_t daemon_now(void)
 {
@@ -163,6 +165,9 @@ static void help(void)
                "     --state-dir=DIR         Where VM journals are kept (default %s)\n"
                "     --journal=BOOL          Keep a durable conversion journal (default yes)\n"
                "     --leases=BOOL           Let VMMs that ask hold policy leases (default yes)\n"
+               "     --lease-report-delay=USEC\n"
+               "                             How long a VMM may hold back leased conversion reports\n"
+               "                             to send them in batches (0..100000 us, default %d)\n"
                "     --journal-compact=N     Snapshot a VM's journal after N records (default %d)\n"
                "     --journal-commit-interval=MS\n"
                "                             At least MS ms between two writes of a VM's journal\n"
@@ -175,7 +180,7 @@ static void help(void)
                "                             yes (default): a system call outside the allow-list\n"
                "                             kills the daemon; log: it is logged; no: no filter\n",
                DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT,
-               DEFAULT_JOURNAL_COMMIT_INTERVAL_MS, HISTORY_DEFAULT_CAPACITY);
+               DEFAULT_LEASE_REPORT_DELAY_USEC, DEFAULT_JOURNAL_COMMIT_INTERVAL_MS, HISTORY_DEFAULT_CAPACITY);
 }
 
 /**
@@ -186,7 +191,8 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
 {
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
-               ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES, ARG_JOURNAL_COMMIT_INTERVAL };
+               ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES, ARG_JOURNAL_COMMIT_INTERVAL,
+               ARG_LEASE_REPORT_DELAY };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -206,6 +212,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                 { "summary-interval", required_argument, NULL, ARG_SUMMARY },
                 { "system-call-filter", required_argument, NULL, ARG_SYSCALL_FILTER },
                 { "leases", required_argument, NULL, ARG_LEASES },
+                { "lease-report-delay", required_argument, NULL, ARG_LEASE_REPORT_DELAY },
                 {}
         };
         int c;
@@ -284,6 +291,16 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 return -EINVAL;
                         }
                         cfg->journal_commit_interval_usec = v * 1000ULL;
+                        break;
+                case ARG_LEASE_REPORT_DELAY:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || v > MC_LEASE_REPORT_DELAY_MAX_USEC) {
+                                fprintf(stderr, "memconvd: --lease-report-delay takes 0..%d us, not '%s'\n",
+                                        MC_LEASE_REPORT_DELAY_MAX_USEC, optarg);
+                                return -EINVAL;
+                        }
+                        cfg->lease_report_delay_usec = v;
                         break;
                 case ARG_HISTORY_RECORDS:
                         errno = 0;
@@ -523,6 +540,7 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .syscall_filter = SANDBOX_FILTER_YES,
                 .leases = true,
                 .lease_max_bytes = DEFAULT_LEASE_MAX_BYTES,
+                .lease_report_delay_usec = DEFAULT_LEASE_REPORT_DELAY_USEC,
         };
         cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
         if (!cfg->config_file)
@@ -621,6 +639,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         d->config.max_requests_per_vm = cfg.max_requests_per_vm;
         d->config.leases = cfg.leases;
         d->config.lease_max_bytes = cfg.lease_max_bytes;
+        d->config.lease_report_delay_usec = cfg.lease_report_delay_usec;
         /* The chain, its settings or the lease settings may have changed: grant anew. */
         lease_revoke_all(d, "the configuration was reloaded");
         persist_set_compact(d->persist, cfg.journal_compact);

@@ -550,11 +550,14 @@ static int handle_lease_request(struct session *s, const Memconv__Message *m, in
         return 0;
 }
 
-static int handle_leased_applied(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+/**
+ * leased_report() - record one leased conversion the VMM reports, alone
+ * (LeasedApplied) or in a LeasedBatch; a refusal answers @id
+ */
+static void leased_report(struct session *s, uint64_t id, const Memconv__LeasedApplied *a)
 {
-        const Memconv__LeasedApplied *a = m->leased_applied;
         struct conv_request req = {
-                .id = m->id,
+                .id = id,
                 .vcpu = a->vcpu,
                 .implicit = a->implicit,
                 .fault_flags = a->implicit && a->to == MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE ? 1ULL << 3 : 0,
@@ -571,10 +574,26 @@ static int handle_leased_applied(struct session *s, const Memconv__Message *m, i
                 /* Applied by the VMM against its lease, or not this VM's memory: not recorded.
                  * The lease ends here; the VMM asks the daemon from now on. */
                 log_warning("VM %s: %s", s->vm->name, e.text);
-                (void) session_reply_error(s, m, &e);
+                (void) session_send_error(s, id, &e);
                 lease_revoke(s->vm, "a conversion under it was refused", LEASE_HOLD_USEC);
-                return 0;
         }
+}
+
+static int handle_leased_applied(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        leased_report(s, m->id, m->leased_applied);
+        return 0;
+}
+
+static int handle_leased_batch(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        const Memconv__LeasedBatch *b = m->leased_batch;
+
+        /* In order, each as if it had come alone: a refused one does not stop the rest, which
+         * the VMM applied too (under the lease it held then). */
+        for (size_t i = 0; i < b->n_reports; i++)
+                leased_report(s, b->ids[i], b->reports[i]);
+        s->vm->stats.leased_batches++;
         return 0;
 }
 
@@ -612,6 +631,7 @@ static const struct handler handlers[] = {
         { MEMCONV__MESSAGE__BODY_RESUMED, true, handle_resumed },
         { MEMCONV__MESSAGE__BODY_LEASE_REQUEST, true, handle_lease_request },
         { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, true, handle_leased_applied },
+        { MEMCONV__MESSAGE__BODY_LEASED_BATCH, true, handle_leased_batch },
         { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, true, handle_lease_returned },
 };
 

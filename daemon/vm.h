@@ -79,6 +79,7 @@ struct vm_stats {
         uint64_t leased;              /* committed conversions reported under a lease */
         uint64_t lease_grants;
         uint64_t lease_revocations;
+        uint64_t leased_batches;      /* LeasedBatch messages received */
         /* since the last summary record */
         uint64_t summary_changes;
         uint64_t summary_to_private;

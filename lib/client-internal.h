@@ -74,6 +74,19 @@ struct mc_lease_state {
         size_t n_busy, cap_busy;
         unsigned since_drain;
         struct mc_lease_stats stats;
+        /* Reports held back to go in one LeasedBatch (the lease's report_batch > 1). */
+        uint32_t batch_max;       /* of the lease in force; 0 or 1: each report at once */
+        uint64_t delay_usec;      /* the oldest held report is sent at most this late */
+        Memconv__LeasedApplied *pending;    /* owned, cap_pending */
+        Memconv__LeasedApplied **pending_p; /* owned, pointers into @pending, for packing */
+        uint64_t *pending_ids;              /* owned: the message id each report answers to */
+        size_t n_pending, cap_pending;
+        uint64_t pending_since_usec;        /* when the oldest held report was queued */
+        /* The flusher thread sends held reports once they are due (started with the first
+         * lease that allows batches; it sleeps on @flush_cond, with @lock). */
+        pthread_t flusher;
+        bool flusher_started, flusher_stop, flusher_idle;
+        pthread_cond_t flush_cond;          /* CLOCK_MONOTONIC */
 };
 
 struct mc_client {
@@ -124,9 +137,15 @@ int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fds, size
 
 /* client-lease.c */
 
-/** client_lease_init() / _free() - set up and tear down @c->lease */
+/** client_lease_init() / _free() - set up and tear down @c->lease (_free() stops the flusher) */
 void client_lease_init(mc_client *c);
 void client_lease_free(mc_client *c);
+
+/**
+ * client_lease_flush() - send the leased conversion reports held back for a
+ * batch, before anything else goes out on the socket (@c locked)
+ */
+void client_lease_flush(mc_client *c);
 
 /**
  * client_lease_try() - convert under the lease, if it covers this request

@@ -31,12 +31,25 @@
  * a lease is wanted, every request asked of memconvd is tracked from
  * before it is sent until its Decision, and, if applied, until Settled.
  *
+ * Batches: when the lease allows them (report_batch, report_delay_usec),
+ * a report is not sent at once but held, and the held reports go together
+ * in one LeasedBatch: when report_batch of them are held, when the oldest
+ * is report_delay_usec old (sent by the vCPU thread that queues the next
+ * one, or by the flusher thread), and before any other message, so that
+ * memconvd always sees them in the order the VMM applied them and before
+ * any request that depends on them. A vCPU then pays no send per
+ * conversion, memconvd is woken once per batch instead of once per report,
+ * and a run of adjacent conversions becomes one discard. Held reports are
+ * already in the list of unconfirmed conversions: after a reconnect they
+ * are re-sent as Reapplied like any other, and dropped from the batch.
+ *
  * Reading: nobody waits for an answer under a lease, so the leased path
  * itself drains the socket (non-blocking) when a range it needs is still
  * tracked, and every LEASE_DRAIN_EVERY conversions; mc_client_dispatch()
  * does the same for a VMM's event loop.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,15 +74,174 @@ static uint64_t lease_now_usec(void)
 
 void client_lease_init(mc_client *c)
 {
+        pthread_condattr_t a;
+
         pthread_cond_init(&c->lease.idle, NULL);
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&c->lease.flush_cond, &a);
+        pthread_condattr_destroy(&a);
 }
 
 void client_lease_free(mc_client *c)
 {
-        free(c->lease.busy);
-        c->lease.busy = NULL;
-        c->lease.n_busy = c->lease.cap_busy = 0;
-        pthread_cond_destroy(&c->lease.idle);
+        struct mc_lease_state *l = &c->lease;
+
+        if (l->flusher_started) {
+                pthread_mutex_lock(&c->lock);
+                l->flusher_stop = true;
+                pthread_cond_signal(&l->flush_cond);
+                pthread_mutex_unlock(&c->lock);
+                pthread_join(l->flusher, NULL);
+                l->flusher_started = false;
+        }
+        free(l->busy);
+        l->busy = NULL;
+        l->n_busy = l->cap_busy = 0;
+        free(l->pending);
+        free(l->pending_p);
+        free(l->pending_ids);
+        l->pending = NULL;
+        l->pending_p = NULL;
+        l->pending_ids = NULL;
+        l->n_pending = l->cap_pending = 0;
+        pthread_cond_destroy(&l->idle);
+        pthread_cond_destroy(&l->flush_cond);
+}
+
+void client_lease_flush(mc_client *c)
+{
+        struct mc_lease_state *l = &c->lease;
+        Memconv__Message msg = MEMCONV__MESSAGE__INIT;
+        Memconv__LeasedBatch b = MEMCONV__LEASED_BATCH__INIT;
+        int r;
+
+        if (l->n_pending == 0)
+                return;
+        if (c->dead || c->reconnecting) {
+                /* In the unconfirmed list already: re-sent as Reapplied after the reconnect. */
+                l->n_pending = 0;
+                return;
+        }
+        if (l->n_pending == 1) {
+                msg.id = l->pending_ids[0];
+                msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
+                msg.leased_applied = &l->pending[0];
+        } else {
+                b.n_reports = b.n_ids = l->n_pending;
+                b.reports = l->pending_p;
+                b.ids = l->pending_ids;
+                msg.id = ++c->next_id;  /* a malformed batch would be refused with it */
+                msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_BATCH;
+                msg.leased_batch = &b;
+        }
+        l->n_pending = 0;
+        r = mc_frame_send(c->sock, &msg, NULL, 0);
+        if (r < 0)
+                client_fail(c, r);
+}
+
+/**
+ * lease_flusher() - thread body: send held reports once the oldest is due
+ */
+static void *lease_flusher(void *arg)
+{
+        mc_client *c = arg;
+        struct mc_lease_state *l = &c->lease;
+
+        pthread_mutex_lock(&c->lock);
+        while (!l->flusher_stop) {
+                uint64_t now, due;
+                struct timespec ts;
+
+                if (l->n_pending == 0) {
+                        l->flusher_idle = true;
+                        pthread_cond_wait(&l->flush_cond, &c->lock);
+                        l->flusher_idle = false;
+                        continue;
+                }
+                now = lease_now_usec();
+                due = l->pending_since_usec + l->delay_usec;
+                if (now >= due) {
+                        client_lease_flush(c);
+                        continue;
+                }
+                ts.tv_sec = (time_t) (due / 1000000ULL);
+                ts.tv_nsec = (long) (due % 1000000ULL) * 1000L;
+                (void) pthread_cond_timedwait(&l->flush_cond, &c->lock, &ts);
+        }
+        pthread_mutex_unlock(&c->lock);
+        return NULL;
+}
+
+/**
+ * lease_batch_setup() - take the batch terms of a new lease (@c locked):
+ * room for report_batch held reports, and the flusher thread
+ * Return: 0, or negative errno (reports then go one at a time)
+ */
+static int lease_batch_setup(mc_client *c, uint32_t batch, uint32_t delay_usec)
+{
+        struct mc_lease_state *l = &c->lease;
+        sigset_t all, old;
+        int r;
+
+        client_lease_flush(c);  /* held under the old terms: out first */
+        l->batch_max = 0;
+        if (batch <= 1 || delay_usec == 0)
+                return 0;
+        if (batch > l->cap_pending) {
+                Memconv__LeasedApplied *p = realloc(l->pending, batch * sizeof(*p));
+                Memconv__LeasedApplied **pp;
+                uint64_t *ids;
+
+                if (!p)
+                        return -ENOMEM;
+                l->pending = p;
+                pp = realloc(l->pending_p, batch * sizeof(*pp));
+                if (!pp)
+                        return -ENOMEM;
+                l->pending_p = pp;
+                ids = realloc(l->pending_ids, batch * sizeof(*ids));
+                if (!ids)
+                        return -ENOMEM;
+                l->pending_ids = ids;
+                l->cap_pending = batch;
+                for (size_t i = 0; i < batch; i++)
+                        l->pending_p[i] = &l->pending[i];
+        }
+        if (!l->flusher_started) {
+                /* The VMM's signals (vCPU kicks) are not ours to take. */
+                sigfillset(&all);
+                pthread_sigmask(SIG_SETMASK, &all, &old);
+                r = -pthread_create(&l->flusher, NULL, lease_flusher, c);
+                pthread_sigmask(SIG_SETMASK, &old, NULL);
+                if (r < 0)
+                        return r;
+                l->flusher_started = true;
+        }
+        l->batch_max = batch;
+        l->delay_usec = delay_usec;
+        return 0;
+}
+
+/**
+ * lease_hold_report() - queue a report for the next batch (@c locked);
+ * sends the batch when it is full or its oldest report is due
+ */
+static void lease_hold_report(mc_client *c, const Memconv__LeasedApplied *la, uint64_t msg_id)
+{
+        struct mc_lease_state *l = &c->lease;
+        uint64_t now = lease_now_usec();
+
+        if (l->n_pending == 0) {
+                l->pending_since_usec = now;
+                if (l->flusher_idle)
+                        pthread_cond_signal(&l->flush_cond);
+        }
+        l->pending[l->n_pending] = *la;
+        l->pending_ids[l->n_pending++] = msg_id;
+        if (l->n_pending >= l->batch_max || now - l->pending_since_usec >= l->delay_usec)
+                client_lease_flush(c);
 }
 
 /**
@@ -130,6 +302,7 @@ static void lease_send_returned(mc_client *c, uint64_t id)
         Memconv__LeaseReturned lr = MEMCONV__LEASE_RETURNED__INIT;
         int r;
 
+        client_lease_flush(c);  /* every report of the lease before its return */
         lr.lease_id = id;
         msg.id = ++c->next_id;  /* an error would be answered with it */
         msg.body_case = MEMCONV__MESSAGE__BODY_LEASE_RETURNED;
@@ -207,6 +380,8 @@ bool client_lease_message(mc_client *c, const Memconv__Message *m)
         l->stats.active = true;
         l->stats.lease_id = l->id;
         l->stats.grants++;
+        if (lease_batch_setup(c, m->lease->report_batch, m->lease->report_delay_usec) < 0)
+                l->batch_max = 0;  /* out of memory or threads: one report at a time still works */
         return true;
 }
 
@@ -374,13 +549,17 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
                 la.to = to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
                 la.implicit = implicit;
                 la.source = (Memconv__ConvertSource) source;
-                msg.id = msg_id;
-                msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
-                msg.leased_applied = &la;
-                /* Sent under the lock: a LeaseReturned must never overtake it. */
-                r = mc_frame_send(c->sock, &msg, NULL, 0);
-                if (r < 0)
-                        client_fail(c, r);
+                if (l->batch_max > 1) {
+                        lease_hold_report(c, &la, msg_id);
+                } else {
+                        msg.id = msg_id;
+                        msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
+                        msg.leased_applied = &la;
+                        /* Sent under the lock: a LeaseReturned must never overtake it. */
+                        r = mc_frame_send(c->sock, &msg, NULL, 0);
+                        if (r < 0)
+                                client_fail(c, r);
+                }
         }
         lease_inflight_done(c);
         pthread_mutex_unlock(&c->lock);
@@ -438,6 +617,8 @@ void client_lease_reset(mc_client *c)
         }
         l->id = 0;
         l->returning = 0;
+        client_lease_flush(c);  /* on a dead connection: only forgets them (re-sent as Reapplied) */
+        l->batch_max = 0;
         /* Applied ones were the old daemon's to settle: the new one discards every stale
          * side (Resumed) and grants no lease before that is done. A request still waiting
          * will be asked of the new daemon after the handshake, and decided by it: it stays. */
@@ -493,6 +674,7 @@ _public_ int mc_client_dispatch(mc_client *c)
         if (!c)
                 return -EINVAL;
         pthread_mutex_lock(&c->lock);
+        client_lease_flush(c);
         r = lease_drain(c);
         pthread_mutex_unlock(&c->lock);
         return r;

@@ -148,6 +148,7 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                 pthread_cond_destroy(&w.cond);
                 return r;
         }
+        client_lease_flush(c);  /* reports held back go first: memconvd decides on them */
         w.id = ++c->next_id;
         msg->id = w.id;
         w.next = c->waiters;
@@ -203,8 +204,12 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
  */
 static int client_send_async(mc_client *c, Memconv__Message *msg)
 {
-        int r = mc_frame_send(c->sock, msg, NULL, 0);
+        int r;
 
+        pthread_mutex_lock(&c->lock);
+        client_lease_flush(c);
+        pthread_mutex_unlock(&c->lock);
+        r = mc_frame_send(c->sock, msg, NULL, 0);
         if (r < 0) {
                 pthread_mutex_lock(&c->lock);
                 client_fail(c, r);
@@ -305,9 +310,9 @@ _public_ mc_client *mc_client_free(mc_client *c)
                 return NULL;
         if (c->attached && !c->dead)
                 (void) mc_client_detach(c);
+        client_lease_free(c);  /* first: its flusher thread may use the socket */
         safe_close(c->sock);
         client_recover_free(c);
-        client_lease_free(c);
         pthread_cond_destroy(&c->reconnected);
         pthread_mutex_destroy(&c->lock);
         free(c);

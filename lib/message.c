@@ -287,26 +287,64 @@ static int check_lease(const Memconv__Message *m, struct mc_msg_error *e)
                 return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
                                     "lease: grants nothing (max_bytes %" PRIu64 ", implicit %d, explicit %d)",
                                     l->max_bytes, l->implicit, l->explicit_);
+        if (l->report_batch > MC_LEASE_BATCH_MAX || l->report_delay_usec > MC_LEASE_REPORT_DELAY_MAX_USEC)
+                return mc_error_set(e, MEMCONV__CODE__CODE_PROTOCOL_ERROR, -EPROTO,
+                                    "lease: report_batch %u or report_delay_usec %u out of range (%d, %d)",
+                                    l->report_batch, l->report_delay_usec, MC_LEASE_BATCH_MAX,
+                                    MC_LEASE_REPORT_DELAY_MAX_USEC);
         return 0;
+}
+
+/**
+ * check_one_report() - the checks of one leased conversion report, alone
+ * (@idx < 0) or as report @idx of a batch; the text names which
+ */
+static int check_one_report(const Memconv__LeasedApplied *a, ssize_t idx, struct mc_msg_error *e)
+{
+        const char *why = NULL;
+        char what[48];
+
+        if (a->lease_id == 0 || a->seq == 0)
+                why = "lease_id and seq must be non-zero";
+        else if (!enum_known(&memconv__attribute__descriptor, a->to))
+                why = "unknown attribute";
+        else if (!enum_known(&memconv__convert_source__descriptor, a->source))
+                why = "unknown source";
+        else if (!mc_range_valid(a->gpa, a->size))
+                why = "the range must be 4 KiB aligned, non-empty and not overflow";
+        if (!why)
+                return 0;
+        if (idx < 0)
+                snprintf(what, sizeof(what), "leased-applied");
+        else
+                snprintf(what, sizeof(what), "leased-batch: report %zd", idx);
+        return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                            "%s: %s (to=%d, source %d, [0x%" PRIx64 ", +0x%" PRIx64 "))", what, why, a->to,
+                            a->source, a->gpa, a->size);
 }
 
 static int check_leased_applied(const Memconv__Message *m, struct mc_msg_error *e)
 {
-        const Memconv__LeasedApplied *a = m->leased_applied;
+        return check_one_report(m->leased_applied, -1, e);
+}
 
-        if (a->lease_id == 0 || a->seq == 0)
+static int check_leased_batch(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        const Memconv__LeasedBatch *b = m->leased_batch;
+        int r;
+
+        if (b->n_reports == 0 || b->n_reports > MC_LEASE_BATCH_MAX || b->n_ids != b->n_reports)
                 return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
-                                    "leased-applied: lease_id and seq must be non-zero");
-        if (!enum_known(&memconv__attribute__descriptor, a->to))
-                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
-                                    "leased-applied: unknown attribute to=%d", a->to);
-        if (!enum_known(&memconv__convert_source__descriptor, a->source))
-                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
-                                    "leased-applied: unknown source %d", a->source);
-        if (!mc_range_valid(a->gpa, a->size))
-                return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
-                                    "leased-applied: [0x%" PRIx64 ", +0x%" PRIx64 ") must be 4 KiB aligned, "
-                                    "non-empty and not overflow", a->gpa, a->size);
+                                    "leased-batch: %zu reports and %zu ids (1..%d reports, an id each)",
+                                    b->n_reports, b->n_ids, MC_LEASE_BATCH_MAX);
+        for (size_t i = 0; i < b->n_reports; i++) {
+                if (b->ids[i] == 0)
+                        return mc_error_set(e, MEMCONV__CODE__CODE_INVALID_ARGUMENT, -EINVAL,
+                                            "leased-batch: report %zu: id 0", i);
+                r = check_one_report(b->reports[i], (ssize_t) i, e);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -358,6 +396,7 @@ static const struct type_rule type_rules[] = {
         { MEMCONV__MESSAGE__BODY_LEASE_REQUEST, "lease-request", MC_MSG_TO_DAEMON, true, check_none },
         { MEMCONV__MESSAGE__BODY_LEASE, "lease", MC_MSG_TO_CLIENT, false, check_lease },
         { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, "leased-applied", MC_MSG_TO_DAEMON, true, check_leased_applied },
+        { MEMCONV__MESSAGE__BODY_LEASED_BATCH, "leased-batch", MC_MSG_TO_DAEMON, true, check_leased_batch },
         { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, true, check_lease_returned },
         { MEMCONV__MESSAGE__BODY_SETTLED, "settled", MC_MSG_TO_CLIENT, false, check_settled },
 };

@@ -31,6 +31,10 @@ enum mc_msg_direction {
 #define MC_SYNDROME_MAX 64
 #define MC_DECISION_RANGES_MAX 2048
 #define MC_STATUS_TEXT_MAX 160
+/* Most reports in one LeasedBatch (a lease's report_batch): well inside a 64 KiB frame. */
+#define MC_LEASE_BATCH_MAX 1024
+/* Longest a lease lets a report wait before it is sent (report_delay_usec). */
+#define MC_LEASE_REPORT_DELAY_MAX_USEC 100000
 
 /* A refusal: the wire code, the matching -errno and a precise text. */
 struct mc_msg_error {

@@ -77,6 +77,7 @@ void ctl_json_stats(struct json_writer *j, const char *key, const Memconv__Conve
         json_u64(j, "leased", s->leased);
         json_u64(j, "lease_grants", s->lease_grants);
         json_u64(j, "lease_revocations", s->lease_revocations);
+        json_u64(j, "leased_batches", s->leased_batches);
         ctl_json_histogram(j, "decision_latency", s->decision_latency);
         ctl_json_histogram(j, "discard_latency", s->discard_latency);
         json_object_end(j);
@@ -121,8 +122,9 @@ void ctl_print_stats_fields(FILE *f, int key_width, const Memconv__ConversionSta
                   s->policy_delayed);
         ctl_field(f, key_width, "Journal", "%" PRIu64 " write errors; %" PRIu64 " decisions re-sent by a resumed VMM",
                   s->journal_errors, s->reapplied);
-        ctl_field(f, key_width, "Leases", "%" PRIu64 " conversions applied under a lease; %" PRIu64 " granted, %"
-                  PRIu64 " revoked", s->leased, s->lease_grants, s->lease_revocations);
+        ctl_field(f, key_width, "Leases", "%" PRIu64 " conversions applied under a lease (%" PRIu64
+                  " report batches); %" PRIu64 " granted, %" PRIu64 " revoked", s->leased, s->leased_batches,
+                  s->lease_grants, s->lease_revocations);
         ctl_field(f, key_width, "Decision latency", "%s", latency_text(lat, sizeof(lat), s->decision_latency));
         ctl_field(f, key_width, "Discard latency", "%s", latency_text(lat, sizeof(lat), s->discard_latency));
 }
@@ -333,6 +335,8 @@ static const struct {
           offsetof(Memconv__ConversionStats, leased) },
         { "lease_grants_total", "Leases granted.", offsetof(Memconv__ConversionStats, lease_grants) },
         { "lease_revocations_total", "Leases revoked.", offsetof(Memconv__ConversionStats, lease_revocations) },
+        { "leased_batches_total", "Messages that carried several leased conversion reports at once.",
+          offsetof(Memconv__ConversionStats, leased_batches) },
 };
 
 /**
