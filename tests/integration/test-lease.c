@@ -16,6 +16,8 @@
  *    changes neither the map nor any backing, and revokes the lease; the
  *    revoked lease is taken back with LeaseReturned and granted anew after
  *    the hold;
+ *  - a LeasedBatch is handled report by report, each answered by its own
+ *    id; a batch malformed anywhere is refused whole and records nothing;
  *  - a change of the VM's policy settings, and a reload, revoke the lease;
  *    the new grant carries the new terms; with Leases=no none is granted.
  */
@@ -43,6 +45,7 @@ struct lstate {
         unsigned grants, revocations;
         bool implicit, explicit_;
         uint64_t max_bytes;
+        uint32_t report_batch, report_delay_usec;
         uint64_t settled_seq[64], settled_dec[64];
         size_t n_settled_seq, n_settled_dec;
         uint64_t committed_seq[64];
@@ -84,6 +87,8 @@ static bool note_async(struct lstate *st, Memconv__Message *m)
                         st->implicit = m->lease->implicit;
                         st->explicit_ = m->lease->explicit_;
                         st->max_bytes = m->lease->max_bytes;
+                        st->report_batch = m->lease->report_batch;
+                        st->report_delay_usec = m->lease->report_delay_usec;
                 }
                 break;
         case MEMCONV__MESSAGE__BODY_SETTLED:
@@ -206,6 +211,40 @@ static void leased(struct vmm *v, uint64_t lease_id, uint64_t seq, uint64_t gpa,
         m.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
         m.leased_applied = &la;
         lsend(v, &m);
+}
+
+/** report_fill() - @la: a report of [gpa, +size) to private, implicit, under @lease_id with @seq */
+static void report_fill(Memconv__LeasedApplied *la, uint64_t lease_id, uint64_t seq, uint64_t gpa, uint64_t size)
+{
+        *la = (Memconv__LeasedApplied) MEMCONV__LEASED_APPLIED__INIT;
+        la->lease_id = lease_id;
+        la->seq = seq;
+        la->gpa = gpa;
+        la->size = size;
+        la->to = MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
+        la->implicit = true;
+}
+
+/**
+ * leased_batch() - send a LeasedBatch of @n reports answering to @ids
+ * Return: the batch message's own id
+ */
+static uint64_t leased_batch(struct vmm *v, Memconv__LeasedApplied *reports, uint64_t *ids, size_t n)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT;
+        Memconv__LeasedBatch b = MEMCONV__LEASED_BATCH__INIT;
+        Memconv__LeasedApplied *p[8];
+
+        CU_ASSERT_FATAL(n <= 8);
+        for (size_t i = 0; i < n; i++)
+                p[i] = &reports[i];
+        b.n_reports = b.n_ids = n;
+        b.reports = p;
+        b.ids = ids;
+        m.body_case = MEMCONV__MESSAGE__BODY_LEASED_BATCH;
+        m.leased_batch = &b;
+        lsend(v, &m);
+        return m.id;
 }
 
 /** lease_return() - LeaseReturned{id}; no answer when accepted */
@@ -448,6 +487,79 @@ static void test_refusals(void)
         vmm_close(&v);
 }
 
+/*
+ * A batch of reports is handled report by report, each as if it had come
+ * alone with its own id: a refused one is answered by its id and changes
+ * nothing, the others are recorded. A batch malformed anywhere is refused
+ * whole, answered by the batch's id, and none of it is recorded.
+ */
+static void test_batches(void)
+{
+        struct lstate st = { 0 };
+        Memconv__LeasedApplied rep[3];
+        uint64_t ids[3] = { 501, 502, 503 }, bad_ids[2] = { 601, 602 }, batch_id;
+        Memconv__AdminReply *a;
+        Memconv__Message *r;
+        unsigned n;
+        struct vmm v;
+
+        open_vm(&v, "batched", 0x55);
+        request_lease(&v, &st, true, MEMCONV__CODE__CODE_OK);
+        CU_ASSERT_FATAL(lwait(&v, &st, st.lease_id != 0));
+        CU_ASSERT_EQUAL(st.report_batch, 128);
+        CU_ASSERT_EQUAL(st.report_delay_usec, 1000);  /* the default LeaseReportDelayUSec= */
+
+        n = st.revocations;
+        report_fill(&rep[0], st.lease_id, 1, REGION_GPA, 4 * PAGE);
+        report_fill(&rep[1], st.lease_id, 2, REGION_GPA + REGION_SIZE, PAGE);  /* not its memory */
+        report_fill(&rep[2], st.lease_id, 3, REGION_GPA + 8 * PAGE, 4 * PAGE);
+        (void) leased_batch(&v, rep, ids, 3);
+        r = lrecv(&v, &st, SETTLE_MS);
+        CU_ASSERT_FATAL(r != NULL);
+        CU_ASSERT_EQUAL(r->id, 502);
+        expect_reply(r, MEMCONV__CODE__CODE_OUT_OF_RANGE, "not inside this VM's registered memory");
+        CU_ASSERT(lwait(&v, &st, has(st.settled_seq, st.n_settled_seq, 1) && has(st.settled_seq, st.n_settled_seq, 3)));
+        CU_ASSERT_EQUAL(private_bytes("batched"), 8 * PAGE);
+        CU_ASSERT(is_hole(v.shared, 0) && is_hole(v.shared, 8 * PAGE) && !is_hole(v.shared, 4 * PAGE));
+        a = show("batched");
+        CU_ASSERT_EQUAL(a->show->vm->stats->leased, 2);
+        CU_ASSERT_EQUAL(a->show->vm->stats->leased_batches, 1);
+        memconv__admin_reply__free_unpacked(a, NULL);
+        expect_revoked_then_regranted(&v, &st, n, "batched");
+
+        /* Malformed in its second report: nothing of it recorded, no backing touched. */
+        report_fill(&rep[0], st.lease_id, 4, REGION_GPA + 16 * PAGE, 4 * PAGE);
+        report_fill(&rep[1], st.lease_id, 5, REGION_GPA + 20 * PAGE + 1, PAGE);
+        batch_id = leased_batch(&v, rep, bad_ids, 2);
+        r = lrecv(&v, &st, SETTLE_MS);
+        CU_ASSERT_FATAL(r != NULL);
+        CU_ASSERT_EQUAL(r->id, batch_id);
+        expect_reply(r, MEMCONV__CODE__CODE_INVALID_ARGUMENT, "leased-batch: report 1");
+        /* Ids and reports that do not pair up: refused the same way. */
+        report_fill(&rep[1], st.lease_id, 5, REGION_GPA + 20 * PAGE, PAGE);
+        {
+                Memconv__Message m = MEMCONV__MESSAGE__INIT;
+                Memconv__LeasedBatch b = MEMCONV__LEASED_BATCH__INIT;
+                Memconv__LeasedApplied *p[2] = { &rep[0], &rep[1] };
+
+                b.n_reports = 2;
+                b.reports = p;
+                b.n_ids = 1;
+                b.ids = bad_ids;
+                m.body_case = MEMCONV__MESSAGE__BODY_LEASED_BATCH;
+                m.leased_batch = &b;
+                expect_reply(lcall(&v, &st, &m), MEMCONV__CODE__CODE_INVALID_ARGUMENT, "2 reports and 1 ids");
+        }
+        CU_ASSERT_EQUAL(private_bytes("batched"), 8 * PAGE);
+        CU_ASSERT(!is_hole(v.shared, 16 * PAGE) && !is_hole(v.shared, 20 * PAGE));
+        CU_ASSERT(same(v.shared_map + 16 * PAGE, 8 * PAGE, (uint8_t) (0x55 + 16)));
+        a = show("batched");
+        CU_ASSERT_EQUAL(a->show->vm->stats->leased, 2);
+        CU_ASSERT_EQUAL(a->show->vm->stats->leased_batches, 1);
+        memconv__admin_reply__free_unpacked(a, NULL);
+        vmm_close(&v);
+}
+
 static void test_policy_and_reload(void)
 {
         struct lstate st = { 0 };
@@ -520,6 +632,7 @@ int main(void)
         CU_add_test(s, "no lease: reports refused, nothing changed", test_no_lease);
         CU_add_test(s, "grant, report, settle, commit, discard, give up", test_grant_and_report);
         CU_add_test(s, "refused reports change nothing and revoke the lease", test_refusals);
+        CU_add_test(s, "batched reports: one by one; malformed batches refused whole", test_batches);
         CU_add_test(s, "policy settings and reloads revoke; terms follow policy", test_policy_and_reload);
         CU_basic_set_mode(CU_BRM_VERBOSE);
         CU_basic_run_tests();

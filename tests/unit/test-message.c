@@ -58,6 +58,10 @@ struct fixture {
         Memconv__LeasedApplied leased_applied;
         Memconv__LeaseReturned lease_returned;
         Memconv__Settled settled;
+        Memconv__LeasedBatch leased_batch;
+        Memconv__LeasedApplied batch[3];
+        Memconv__LeasedApplied *batchp[3];
+        uint64_t batch_ids[3];
         uint64_t ids[2];
         Memconv__Status status;
         Memconv__Range ranges[RANGES_BUF];
@@ -102,6 +106,7 @@ static const struct type_info types[] = {
         { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, "leased-applied", MC_MSG_TO_DAEMON, true, 0 },
         { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, true, 0 },
         { MEMCONV__MESSAGE__BODY_SETTLED, "settled", MC_MSG_TO_CLIENT, false, 0 },
+        { MEMCONV__MESSAGE__BODY_LEASED_BATCH, "leased-batch", MC_MSG_TO_DAEMON, true, 0 },
 };
 
 /**
@@ -250,6 +255,23 @@ static void fixture_init(struct fixture *f, Memconv__Message__BodyCase body)
                 f->settled.n_decision_ids = 2;
                 f->settled.decision_ids = f->ids;
                 f->m.settled = &f->settled;
+                break;
+        case MEMCONV__MESSAGE__BODY_LEASED_BATCH:
+                f->leased_batch = (Memconv__LeasedBatch) MEMCONV__LEASED_BATCH__INIT;
+                for (size_t i = 0; i < 3; i++) {
+                        f->batch[i] = (Memconv__LeasedApplied) MEMCONV__LEASED_APPLIED__INIT;
+                        f->batch[i].lease_id = 3;
+                        f->batch[i].seq = i + 1;
+                        f->batch[i].gpa = 0x100000000ULL + i * 0x1000;
+                        f->batch[i].size = 0x1000;
+                        f->batch[i].to = MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE;
+                        f->batchp[i] = &f->batch[i];
+                        f->batch_ids[i] = 10 + i;
+                }
+                f->leased_batch.n_reports = f->leased_batch.n_ids = 3;
+                f->leased_batch.reports = f->batchp;
+                f->leased_batch.ids = f->batch_ids;
+                f->m.leased_batch = &f->leased_batch;
                 break;
         default:
                 break;
@@ -645,6 +667,47 @@ static void test_leases(void)
         fx->lease_returned.lease_id = 0;
         EXPECT_EINVAL(0, "lease_id 0");
 
+        /* A batch: every report as strict as alone, named by its index; one id per report. */
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+        EXPECT_OK(0, MC_MSG_TO_DAEMON);
+        fx->batch[1].gpa += 0x800;
+        EXPECT_EINVAL(0, "report 1: the range must be 4 KiB aligned");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+        fx->batch[2].seq = 0;
+        EXPECT_EINVAL(0, "report 2: lease_id and seq");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+        fx->batch[0].to = 9;
+        EXPECT_EINVAL(0, "report 0: unknown attribute");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+        fx->batch_ids[1] = 0;
+        EXPECT_EINVAL(0, "report 1: id 0");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+        fx->leased_batch.n_ids = 2;
+        EXPECT_EINVAL(0, "3 reports and 2 ids");
+        fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+        fx->leased_batch.n_reports = fx->leased_batch.n_ids = 0;
+        EXPECT_EINVAL(0, "0 reports and 0 ids");
+        {
+                /* More than MC_LEASE_BATCH_MAX: refused before any is looked at. */
+                Memconv__LeasedApplied **many = calloc(MC_LEASE_BATCH_MAX + 1, sizeof(*many));
+                uint64_t *ids = calloc(MC_LEASE_BATCH_MAX + 1, sizeof(*ids));
+
+                CU_ASSERT_FATAL(many && ids);
+                for (size_t i = 0; i <= MC_LEASE_BATCH_MAX; i++) {
+                        many[i] = &fx->batch[0];
+                        ids[i] = i + 1;
+                }
+                fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASED_BATCH);
+                fx->leased_batch.n_reports = fx->leased_batch.n_ids = MC_LEASE_BATCH_MAX;
+                fx->leased_batch.reports = many;
+                fx->leased_batch.ids = ids;
+                EXPECT_OK(0, MC_MSG_TO_DAEMON);
+                fx->leased_batch.n_reports = fx->leased_batch.n_ids = MC_LEASE_BATCH_MAX + 1;
+                EXPECT_EINVAL(0, "1025 reports");
+                free(many);
+                free(ids);
+        }
+
         /* A grant must cover something, in whole pages; a revocation needs only its id. */
         fixture_init(fx, MEMCONV__MESSAGE__BODY_LEASE);
         fx->lease.max_bytes = 0x1800;
@@ -656,6 +719,18 @@ static void test_leases(void)
         EXPECT_DECISION_EPROTO("grants nothing");
         fx->lease.revoked = true;
         EXPECT_OK(0, MC_MSG_TO_CLIENT);
+        fx->lease.revoked = false;
+        fx->lease.implicit = true;
+        fx->lease.report_batch = MC_LEASE_BATCH_MAX;
+        fx->lease.report_delay_usec = MC_LEASE_REPORT_DELAY_MAX_USEC;
+        EXPECT_OK(0, MC_MSG_TO_CLIENT);
+        fx->lease.report_batch = MC_LEASE_BATCH_MAX + 1;
+        EXPECT_DECISION_EPROTO("report_batch 1025");
+        fx->lease.report_batch = 2;
+        fx->lease.report_delay_usec = MC_LEASE_REPORT_DELAY_MAX_USEC + 1;
+        EXPECT_DECISION_EPROTO("report_delay_usec 100001");
+        fx->lease.report_delay_usec = 0;
+        fx->lease.revoked = true;
         fx->lease.lease_id = 0;
         EXPECT_DECISION_EPROTO("lease_id 0");
 }

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-batch.c - leased conversion reports held back and sent in batches
+ * (memconv-protocol(7), LEASES; libmemconv(3)), with a real memconvd, real
+ * guest_memfd and memfd backing, and the library as a VMM links it.
+ *
+ * The daemon lets reports wait LeaseReportDelayUSec=100000 (the most it
+ * allows), so that holding is visible. What must hold:
+ *  - a burst of conversions reaches memconvd in fewer messages than
+ *    conversions (LeasedBatch), and every one of them is in its map;
+ *  - a held report is sent by the flusher thread when due, with no other
+ *    call into the library;
+ *  - held reports go out before any other message: before a request for a
+ *    range they converted (else memconvd would decide it on a stale map and
+ *    answer "already done"), and before Detach (else they would be lost);
+ *  - with LeaseReportDelayUSec=0 (after a reload) no batch is sent.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "memconv.h"
+
+#define RAM (4ULL << 20)
+#define WAIT_MS 5000
+#define DELAY_MS 100
+
+static mc_client *client;
+static char conf_path[64];
+static unsigned applies;
+
+static int apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
+{
+        __atomic_add_fetch(&applies, 1, __ATOMIC_RELAXED);
+        return 0;
+}
+
+static bool write_config(unsigned delay_usec)
+{
+        FILE *f = fopen(conf_path, "we");
+
+        if (!f)
+                return false;
+        fprintf(f, "[Policy]\nLeases=yes\nLeaseMaxBytes=4K\nLeaseReportDelayUSec=%u\n", delay_usec);
+        return fclose(f) == 0;
+}
+
+/**
+ * vm_show() - the VM @name as `show` reports it
+ * Return: the reply, owned by the caller (NULL when the daemon does not answer)
+ */
+static Memconv__AdminReply *vm_show(const char *name)
+{
+        Memconv__AdminRequest req = MEMCONV__ADMIN_REQUEST__INIT;
+        Memconv__ShowRequest sr = MEMCONV__SHOW_REQUEST__INIT;
+        Memconv__VmSelector sel = MEMCONV__VM_SELECTOR__INIT;
+        Memconv__AdminReply *r;
+        int s = admin_connect();
+
+        if (s < 0)
+                return NULL;
+        sel.spec = (char *) name;
+        sr.vm = &sel;
+        req.id = 1;
+        req.body_case = MEMCONV__ADMIN_REQUEST__BODY_SHOW;
+        req.show = &sr;
+        r = admin_call(s, &req);
+        close(s);
+        if (r && (r->body_case != MEMCONV__ADMIN_REPLY__BODY_SHOW || !r->show->vm || !r->show->vm->stats)) {
+                memconv__admin_reply__free_unpacked(r, NULL);
+                r = NULL;
+        }
+        return r;
+}
+
+struct vm_numbers {
+        uint64_t private_bytes, leased, batches, spurious, changes;
+};
+
+static bool numbers(const char *name, struct vm_numbers *ret)
+{
+        Memconv__AdminReply *r = vm_show(name);
+
+        if (!r)
+                return false;
+        ret->private_bytes = r->show->vm->private_bytes;
+        ret->leased = r->show->vm->stats->leased;
+        ret->batches = r->show->vm->stats->leased_batches;
+        ret->spurious = r->show->vm->stats->spurious;
+        ret->changes = r->show->vm->stats->explicit_to_private + r->show->vm->stats->explicit_to_shared +
+                       r->show->vm->stats->implicit_to_private + r->show->vm->stats->implicit_to_shared;
+        memconv__admin_reply__free_unpacked(r, NULL);
+        return true;
+}
+
+/* wait_private() - until memconvd's map holds @bytes private for @name; no library call meanwhile */
+static bool wait_private(const char *name, uint64_t bytes)
+{
+        uint64_t t0 = now_ms();
+        struct vm_numbers n;
+
+        while (now_ms() - t0 < WAIT_MS) {
+                if (numbers(name, &n) && n.private_bytes == bytes)
+                        return true;
+                usleep(2000);
+        }
+        return false;
+}
+
+static bool lease_active(void)
+{
+        struct mc_lease_stats st;
+        uint64_t t0 = now_ms();
+
+        for (;;) {
+                (void) mc_client_dispatch(client);
+                mc_client_lease_stats(client, &st);
+                if (st.active)
+                        return true;
+                if (now_ms() - t0 > WAIT_MS)
+                        return false;
+                usleep(1000);
+        }
+}
+
+static int conv_page(uint64_t gpa, bool to_private)
+{
+        return mc_client_convert(client, 0, gpa, PAGE, to_private, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K,
+                                 NULL);
+}
+
+/* A burst of single pages: fewer messages than reports, all of them recorded. */
+static void test_burst_batched(void)
+{
+        struct mc_lease_stats before, after;
+        struct vm_numbers n0, n1;
+
+        CU_ASSERT_FATAL(lease_active());
+        CU_ASSERT_FATAL(numbers("batch", &n0));
+        mc_client_lease_stats(client, &before);
+        for (unsigned i = 0; i < 200; i++)
+                CU_ASSERT_EQUAL(conv_page(0x100000 + (uint64_t) i * PAGE, true), MC_EXIT_RETRY);
+        mc_client_lease_stats(client, &after);
+        CU_ASSERT_EQUAL(after.leased, before.leased + 200);
+        CU_ASSERT(wait_private("batch", n0.private_bytes + 200 * PAGE));
+        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_EQUAL(n1.leased, n0.leased + 200);
+        /* 200 reports in at most 128 per batch: 2 batches at least, and far fewer than 200. */
+        CU_ASSERT(n1.batches >= n0.batches + 2);
+        CU_ASSERT(n1.batches - n0.batches < 100);
+        printf("\n    200 reports in %" PRIu64 " batches ", n1.batches - n0.batches);
+}
+
+/* One conversion, then nothing: the flusher sends it when due. */
+static void test_flusher_sends(void)
+{
+        struct vm_numbers n0, n1;
+        uint64_t t0;
+
+        CU_ASSERT_FATAL(lease_active());
+        CU_ASSERT_FATAL(numbers("batch", &n0));
+        t0 = now_ms();
+        CU_ASSERT_EQUAL(conv_page(0x300000, true), MC_EXIT_RETRY);
+        CU_ASSERT_FATAL(numbers("batch", &n1));
+        /* Held for DELAY_MS: only a machine that stalled that long could see it already. */
+        if (now_ms() - t0 < DELAY_MS / 2)
+                CU_ASSERT_EQUAL(n1.private_bytes, n0.private_bytes);
+        /* No call into the library from here on: only its flusher thread can send it. */
+        CU_ASSERT(wait_private("batch", n0.private_bytes + PAGE));
+}
+
+/*
+ * A held report, then a request for the same page (it is kept off the lease
+ * until settled, so it is asked): memconvd must see the report first, and
+ * so perform a real conversion back to shared, not answer "already shared".
+ */
+static void test_flushed_before_request(void)
+{
+        struct vm_numbers n0, n1;
+        unsigned a0;
+
+        CU_ASSERT_FATAL(lease_active());
+        CU_ASSERT_FATAL(numbers("batch", &n0));
+        CU_ASSERT_EQUAL(conv_page(0x310000, true), MC_EXIT_RETRY);
+        a0 = __atomic_load_n(&applies, __ATOMIC_RELAXED);
+        CU_ASSERT_EQUAL(conv_page(0x310000, false), MC_EXIT_RETRY);
+        CU_ASSERT_EQUAL(__atomic_load_n(&applies, __ATOMIC_RELAXED), a0 + 1);  /* applied: not spurious */
+        CU_ASSERT(wait_private("batch", n0.private_bytes));
+        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_EQUAL(n1.spurious, n0.spurious);
+        CU_ASSERT_EQUAL(n1.changes, n0.changes + 2);
+}
+
+/* LeaseReportDelayUSec=0 after a reload: every report goes alone. */
+static void test_no_delay(void)
+{
+        struct vm_numbers n0, n1;
+
+        CU_ASSERT_FATAL(write_config(0));
+        kill(daemon_pid, SIGHUP);
+        CU_ASSERT(log_wait_count("Configuration reloaded", NULL, 1));
+        CU_ASSERT_FATAL(lease_active());
+        CU_ASSERT_FATAL(numbers("batch", &n0));
+        for (unsigned i = 0; i < 50; i++)
+                CU_ASSERT_EQUAL(conv_page(0x200000 + (uint64_t) i * PAGE, true), MC_EXIT_RETRY);
+        CU_ASSERT(wait_private("batch", n0.private_bytes + 50 * PAGE));
+        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_EQUAL(n1.leased, n0.leased + 50);
+        CU_ASSERT_EQUAL(n1.batches, n0.batches);
+        CU_ASSERT(write_config(DELAY_MS * 1000));
+        kill(daemon_pid, SIGHUP);
+        CU_ASSERT(log_wait_count("Configuration reloaded", NULL, 2));
+}
+
+/* Held reports go out before Detach: the detached VM's state has them. */
+static void test_flushed_before_detach(void)
+{
+        struct vm_numbers n0, n1;
+
+        CU_ASSERT_FATAL(lease_active());
+        CU_ASSERT_FATAL(numbers("batch", &n0));
+        for (unsigned i = 0; i < 3; i++)
+                CU_ASSERT_EQUAL(conv_page(0x320000 + (uint64_t) i * PAGE, true), MC_EXIT_RETRY);
+        CU_ASSERT_EQUAL(mc_client_detach(client), 0);
+        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_EQUAL(n1.private_bytes, n0.private_bytes + 3 * PAGE);
+        CU_ASSERT_EQUAL(n1.leased, n0.leased + 3);
+}
+
+int main(void)
+{
+        struct mc_vm_info info = { .name = "batch", .cc_type = MC_CC_SEV_SNP, .arch = MC_ARCH_X86_64 };
+        struct mc_region_info ri = { .slot = 0, .gpa = 0, .size = RAM };
+        unsigned failures;
+        CU_pSuite s;
+        int fd, r;
+
+        snprintf(conf_path, sizeof(conf_path), "/tmp/memconv-batch-conf-XXXXXX");
+        fd = mkstemp(conf_path);
+        if (fd < 0)
+                return 1;
+        close(fd);
+        if (!write_config(DELAY_MS * 1000))
+                return 1;
+        setenv("MEMCONV_TEST_CONFIG", conf_path, 1);
+        r = harness_setup(true);
+        if (r != 0) {
+                unlink(conf_path);
+                return r;
+        }
+        memcpy(info.uuid, "batch-test-0001", 16);
+        ri.guest_memfd = gmem_create(RAM);
+        ri.shared_fd = memfd_create("batch-shared", MFD_CLOEXEC);
+        if (ri.guest_memfd < 0 || ri.shared_fd < 0 || ftruncate(ri.shared_fd, RAM) < 0 ||
+            mc_client_connect(sock_path, &client) < 0 || mc_client_attach(client, &info, NULL) < 0 ||
+            mc_client_register_region(client, &ri) < 0) {
+                fprintf(stderr, "cannot set up a VM on memconvd (log: %s)\n", log_path);
+                unlink(conf_path);
+                return harness_finish(1);
+        }
+        mc_client_set_apply(client, apply_cb, NULL);
+        if (mc_client_set_lease(client, true) < 0) {
+                fprintf(stderr, "no lease (log: %s)\n", log_path);
+                unlink(conf_path);
+                return harness_finish(1);
+        }
+
+        if (CU_initialize_registry() != CUE_SUCCESS)
+                return 1;
+        s = CU_add_suite("batch", NULL, NULL);
+        CU_add_test(s, "a burst of reports goes in batches, all recorded", test_burst_batched);
+        CU_add_test(s, "a held report is sent when due by the flusher", test_flusher_sends);
+        CU_add_test(s, "held reports go before a request that depends on them", test_flushed_before_request);
+        CU_add_test(s, "LeaseReportDelayUSec=0: no batches", test_no_delay);
+        CU_add_test(s, "held reports go before Detach", test_flushed_before_detach);
+        CU_basic_set_mode(CU_BRM_VERBOSE);
+        CU_basic_run_tests();
+        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+        CU_cleanup_registry();
+        mc_client_free(client);
+        close(ri.guest_memfd);
+        close(ri.shared_fd);
+        unlink(conf_path);
+        return harness_finish(failures);
+}
