@@ -9,11 +9,30 @@
 #    memory backed twice (every leased conversion's stale side was
 #    discarded);
 #  - a reload revokes the lease while the vCPUs are idle: the VMM's
-#    reader thread returns it (mc_client_dispatch()) and a new one comes.
+#    reader thread returns it (mc_client_dispatch()) and a new one comes;
+#  - bad report delays (option and key) are refused, and nothing starts.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 need_kvm
 command -v python3 >/dev/null || skip "python3 is needed to compare the maps"
 CTL=$top_builddir/memconvctl
+
+# ------------------------------------------ bad report delays: refused, nothing started
+BADDIR=$(mktemp -d "${TMPDIR:-/tmp}/memconv-lease.XXXXXX")
+trap 'rm -rf "$BADDIR"' EXIT
+for bad in 100001 -1 abc ""; do
+        out=$(timeout 10 "$MEMCONVD" --config /dev/null --socket "$BADDIR/bad.sock" --lease-report-delay="$bad" 2>&1)
+        [ $? = 1 ] || fail "--lease-report-delay='$bad' did not make memconvd exit with status 1"
+        grep -qF -- "--lease-report-delay takes 0..100000 us, not '$bad'" <<<"$out" || fail "no clear error for '$bad': $out"
+        [ ! -e "$BADDIR/bad.sock" ] || fail "memconvd bound its socket despite a bad option"
+done
+printf '[Policy]\nLeaseReportDelayUSec=200000\n' > "$BADDIR/bad.conf"
+out=$(timeout 10 "$MEMCONVD" --config "$BADDIR/bad.conf" --socket "$BADDIR/bad.sock" --log-target=stderr 2>&1)
+[ $? = 1 ] || fail "LeaseReportDelayUSec=200000 did not make memconvd exit with status 1"
+grep -qF "$BADDIR/bad.conf:2: LeaseReportDelayUSec=200000 is out of range (0..100000)" <<<"$out" ||
+        fail "no clear error for LeaseReportDelayUSec=200000: $out"
+[ ! -e "$BADDIR/bad.sock" ] || fail "memconvd bound its socket despite a bad configuration"
+echo "bad report delays refused: 4 options, 1 configuration key"
+
 start_daemon
 ctl() { "$CTL" --admin-socket "$TESTDIR/admin.sock" "$@"; }
 
