@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -50,9 +51,16 @@ int daemon_start(void)
         snprintf(bin, sizeof(bin), "%s/memconvd", top ? top : ".");
         snprintf(sock_path, sizeof(sock_path), "%s/vmm.sock", tmpdir);
         snprintf(log_path, sizeof(log_path), "%s/daemon.log", tmpdir);
+        pid_t parent = getpid();
+
         daemon_pid = fork();
         if (daemon_pid == 0) {
                 int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+                /* A test that aborts (a failed assert(), a crash) must not leave its daemon
+                 * behind: it stops when the test does (the setting survives the exec). */
+                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+                        _exit(127);
 
                 dup2(fd, STDERR_FILENO);
                 char state[320];
