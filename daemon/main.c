@@ -161,7 +161,7 @@ static void help(void)
                "     --vmm-group=GROUP       Group whose members may also attach VMMs\n"
                "                             (default: only root and memconvd's own user)\n"
                "     --admin-group=GROUP     Group whose members may also administer memconvd\n"
-               "     --discard-threads=N     Discard worker threads (default 1)\n"
+               "     --discard-threads=N     Discard worker threads (default: one per CPU, at most 4)\n"
                "     --state-dir=DIR         Where VM journals are kept (default %s)\n"
                "     --journal=BOOL          Keep a durable conversion journal (default yes)\n"
                "     --leases=BOOL           Let VMMs that ask hold policy leases (default yes)\n"
@@ -181,6 +181,18 @@ static void help(void)
                "                             kills the daemon; log: it is logged; no: no filter\n",
                DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT,
                DEFAULT_LEASE_REPORT_DELAY_USEC, DEFAULT_JOURNAL_COMMIT_INTERVAL_MS, HISTORY_DEFAULT_CAPACITY);
+}
+
+/**
+ * default_discard_threads() - one discard worker per online CPU, at most 4:
+ * a storm of large conversions keeps every core punching, as the vCPU
+ * threads of an in-VMM conversion would
+ */
+static unsigned default_discard_threads(void)
+{
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+        return n < 1 ? 1 : n > 4 ? 4 : (unsigned) n;
 }
 
 /**
@@ -530,7 +542,7 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .journal_compact = DEFAULT_JOURNAL_COMPACT,
                 .journal_commit_interval_usec = DEFAULT_JOURNAL_COMMIT_INTERVAL_MS * 1000ULL,
                 .history_records = HISTORY_DEFAULT_CAPACITY,
-                .discard_threads = 1,
+                .discard_threads = default_discard_threads(),
                 .summary_interval_usec = 1000000,
                 .log_level = LOG_INFO,
                 .log_target = LOG_TARGET_AUTO,

@@ -366,6 +366,12 @@ class Suite:
                                  lat_target[mode] if metric == "latency" else None, "<=",
                                  to_private=agg(mode, metric, "median_to_private"),
                                  to_shared=agg(mode, metric, "median_to_shared"))
+                floor = next((r["median"] for r in self.rows if r["name"] == f"floor.seqpacket.{placement}"), None)
+                if mode == "daemon" and size == 4 * KIB and floor is not None:
+                    # Informational: the bare socket round trip of this placement, measured in this
+                    # run, against inline. An asked conversion cannot cost less than this.
+                    self.compare(f"{label}.{name}.seqpacket_floor", floor, None, "us", base_lat["latency"],
+                                 agg("inline", "latency"))
                 self.compare(f"{label}.{name}.throughput", agg(mode, "throughput"), None, "conv/s",
                              base, agg("inline", "throughput"), 1.0 if vcpus == 2 else None, ">=")
                 self.compare(f"{label}.{name}.vmm_cpu", agg(mode, "throughput", "vmm_cpu_us_per_conv"),
