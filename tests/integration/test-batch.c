@@ -24,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "client-vm.h"
 #include "harness.h"
 #include "memconv.h"
 
@@ -31,8 +32,8 @@
 #define WAIT_MS 5000
 #define DELAY_MS 100
 
+static struct client_vm vm;
 static mc_client *client;
-static char conf_path[64];
 static unsigned applies;
 
 static int apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
@@ -41,13 +42,21 @@ static int apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private
         return 0;
 }
 
+static void config_text(char *buf, size_t size, unsigned delay_usec)
+{
+        snprintf(buf, size, "[Policy]\nLeases=yes\nLeaseMaxBytes=4K\nLeaseReportDelayUSec=%u\n", delay_usec);
+}
+
+/* write_config() - the daemon's configuration with @delay_usec (takes effect on SIGHUP) */
 static bool write_config(unsigned delay_usec)
 {
-        FILE *f = fopen(conf_path, "we");
+        FILE *f = fopen(vm.conf_path, "we");
+        char conf[128];
 
         if (!f)
                 return false;
-        fprintf(f, "[Policy]\nLeases=yes\nLeaseMaxBytes=4K\nLeaseReportDelayUSec=%u\n", delay_usec);
+        config_text(conf, sizeof(conf), delay_usec);
+        fputs(conf, f);
         return fclose(f) == 0;
 }
 
@@ -235,39 +244,19 @@ static void test_flushed_before_detach(void)
 
 int main(void)
 {
-        struct mc_vm_info info = { .name = "batch", .cc_type = MC_CC_SEV_SNP, .arch = MC_ARCH_X86_64 };
-        struct mc_region_info ri = { .slot = 0, .gpa = 0, .size = RAM };
+        char conf[128];
         unsigned failures;
         CU_pSuite s;
-        int fd, r;
+        int r;
 
-        snprintf(conf_path, sizeof(conf_path), "/tmp/memconv-batch-conf-XXXXXX");
-        fd = mkstemp(conf_path);
-        if (fd < 0)
-                return 1;
-        close(fd);
-        if (!write_config(DELAY_MS * 1000))
-                return 1;
-        setenv("MEMCONV_TEST_CONFIG", conf_path, 1);
-        r = harness_setup(true);
-        if (r != 0) {
-                unlink(conf_path);
+        config_text(conf, sizeof(conf), DELAY_MS * 1000);
+        r = client_vm_setup(&vm, conf, "batch", "batch-test-0001", RAM, apply_cb);
+        if (r != 0)
                 return r;
-        }
-        memcpy(info.uuid, "batch-test-0001", 16);
-        ri.guest_memfd = gmem_create(RAM);
-        ri.shared_fd = memfd_create("batch-shared", MFD_CLOEXEC);
-        if (ri.guest_memfd < 0 || ri.shared_fd < 0 || ftruncate(ri.shared_fd, RAM) < 0 ||
-            mc_client_connect(sock_path, &client) < 0 || mc_client_attach(client, &info, NULL) < 0 ||
-            mc_client_register_region(client, &ri) < 0) {
-                fprintf(stderr, "cannot set up a VM on memconvd (log: %s)\n", log_path);
-                unlink(conf_path);
-                return harness_finish(1);
-        }
-        mc_client_set_apply(client, apply_cb, NULL);
+        client = vm.client;
         if (mc_client_set_lease(client, true) < 0) {
                 fprintf(stderr, "no lease (log: %s)\n", log_path);
-                unlink(conf_path);
+                client_vm_teardown(&vm);
                 return harness_finish(1);
         }
 
@@ -283,9 +272,6 @@ int main(void)
         CU_basic_run_tests();
         failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
         CU_cleanup_registry();
-        mc_client_free(client);
-        close(ri.guest_memfd);
-        close(ri.shared_fd);
-        unlink(conf_path);
+        client_vm_teardown(&vm);
         return harness_finish(failures);
 }

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client-vm.h"
 #include "harness.h"
 #include "memconv.h"
 
@@ -35,7 +36,6 @@
 #define WAIT_MS 5000
 
 static mc_client *client;
-static char conf_path[64];
 
 /* The apply callback: counts, and holds the thread converting @hold_gpa. */
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -352,38 +352,17 @@ static void test_refused_report_forgotten(void)
 
 int main(void)
 {
-        struct mc_vm_info info = { .name = "reconnect", .cc_type = MC_CC_SEV_SNP, .arch = MC_ARCH_X86_64 };
-        struct mc_region_info ri = { .slot = 0, .gpa = 0, .size = RAM };
+        struct client_vm vm;
         unsigned failures;
         CU_pSuite s;
-        FILE *f;
-        int fd, r;
+        int r;
 
         /* A lease of 4 KiB: larger requests are asked, and tracked. */
-        snprintf(conf_path, sizeof(conf_path), "/tmp/memconv-reconnect-conf-XXXXXX");
-        fd = mkstemp(conf_path);
-        f = fd < 0 ? NULL : fdopen(fd, "w");
-        if (!f)
-                return 1;
-        fprintf(f, "[Policy]\nLeases=yes\nLeaseMaxBytes=4K\n");
-        fclose(f);
-        setenv("MEMCONV_TEST_CONFIG", conf_path, 1);
-        r = harness_setup(true);
-        if (r != 0) {
-                unlink(conf_path);
+        r = client_vm_setup(&vm, "[Policy]\nLeases=yes\nLeaseMaxBytes=4K\n", "reconnect", "reconnect-test-1", RAM,
+                            apply_cb);
+        if (r != 0)
                 return r;
-        }
-        memcpy(info.uuid, "reconnect-test-1", 16);
-        ri.guest_memfd = gmem_create(RAM);
-        ri.shared_fd = memfd_create("reconnect-shared", MFD_CLOEXEC);
-        if (ri.guest_memfd < 0 || ri.shared_fd < 0 || ftruncate(ri.shared_fd, RAM) < 0 ||
-            mc_client_connect(sock_path, &client) < 0 || mc_client_attach(client, &info, NULL) < 0 ||
-            mc_client_register_region(client, &ri) < 0) {
-                fprintf(stderr, "cannot set up a VM on memconvd (log: %s)\n", log_path);
-                unlink(conf_path);
-                return harness_finish(1);
-        }
-        mc_client_set_apply(client, apply_cb, NULL);
+        client = vm.client;
         mc_client_set_reconnect(client, 20000);
 
         if (CU_initialize_registry() != CUE_SUCCESS)
@@ -399,7 +378,6 @@ int main(void)
         failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
         CU_cleanup_registry();
 
-        mc_client_free(client);
-        unlink(conf_path);
+        client_vm_teardown(&vm);
         return harness_finish(failures);
 }

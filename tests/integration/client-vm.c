@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * client-vm.c - see client-vm.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "client-vm.h"
+#include "harness.h"
+
+int client_vm_setup(struct client_vm *v, const char *conf, const char *name, const char *uuid, uint64_t ram,
+                    mc_apply_fn apply)
+{
+        struct mc_vm_info info = { .name = name, .cc_type = MC_CC_SEV_SNP, .arch = MC_ARCH_X86_64 };
+        FILE *f;
+        int fd, r;
+
+        memset(v, 0, sizeof(*v));
+        v->region = (struct mc_region_info) { .slot = 0, .gpa = 0, .size = ram, .guest_memfd = -1, .shared_fd = -1 };
+        snprintf(v->conf_path, sizeof(v->conf_path), "/tmp/memconv-client-conf-XXXXXX");
+        fd = mkstemp(v->conf_path);
+        f = fd < 0 ? NULL : fdopen(fd, "w");
+        if (!f)
+                return 1;
+        fputs(conf, f);
+        if (fclose(f) != 0)
+                goto fail;
+        setenv("MEMCONV_TEST_CONFIG", v->conf_path, 1);
+        r = harness_setup(true);
+        if (r != 0) {
+                unlink(v->conf_path);
+                return r;
+        }
+        memcpy(info.uuid, uuid, 16);
+        v->region.guest_memfd = gmem_create(ram);
+        v->region.shared_fd = memfd_create("client-vm-shared", MFD_CLOEXEC);
+        if (v->region.guest_memfd < 0 || v->region.shared_fd < 0 || ftruncate(v->region.shared_fd, (off_t) ram) < 0 ||
+            mc_client_connect(sock_path, &v->client) < 0 || mc_client_attach(v->client, &info, NULL) < 0 ||
+            mc_client_register_region(v->client, &v->region) < 0) {
+                fprintf(stderr, "cannot set up a VM on memconvd (log: %s)\n", log_path);
+                client_vm_teardown(v);
+                return harness_finish(1);
+        }
+        mc_client_set_apply(v->client, apply, NULL);
+        return 0;
+fail:
+        unlink(v->conf_path);
+        return 1;
+}
+
+void client_vm_teardown(struct client_vm *v)
+{
+        v->client = mc_client_free(v->client);
+        if (v->region.guest_memfd >= 0)
+                close(v->region.guest_memfd);
+        if (v->region.shared_fd >= 0)
+                close(v->region.shared_fd);
+        v->region.guest_memfd = v->region.shared_fd = -1;
+        unlink(v->conf_path);
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * client-vm.h - for the CUnit tests that drive a real memconvd through
+ * libmemconv itself (test-reconnect, test-batch): a configuration file, the
+ * daemon, and one VM attached with one region.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "memconv.h"
+
+struct client_vm {
+        char conf_path[64];       /* the daemon's configuration file: rewrite it, then SIGHUP */
+        mc_client *client;
+        struct mc_region_info region;  /* slot 0 at GPA 0, its fds owned here */
+};
+
+/**
+ * client_vm_setup() - write @conf to a new configuration file, start memconvd
+ * with it (harness_setup()), attach VM @name (@uuid: 16 bytes) with one
+ * region of @ram bytes at GPA 0 (a real guest_memfd and memfd), and set
+ * @apply as the apply callback
+ * Return: 0, or the exit status the test should end with (77: skipped)
+ */
+int client_vm_setup(struct client_vm *v, const char *conf, const char *name, const char *uuid, uint64_t ram,
+                    mc_apply_fn apply);
+
+/** client_vm_teardown() - free the client, close the fds, remove the configuration file */
+void client_vm_teardown(struct client_vm *v);
