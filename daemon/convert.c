@@ -21,7 +21,7 @@
  *  5. When the last discard of a conversion completes its ranges stop being
  *     busy and waiting requests are planned again.
  *  6. A failed discard is recorded in vm->discard_failed and retried with
- *     backoff (discard.h): the retry punches whichever side is stale at that
+ *     its own backoff (vm->retry_timer): the retry punches whichever side is stale at that
  *     moment, with the ranges busy meanwhile, as a conversion's are. A VM's
  *     lease is revoked, and returned, before its retry runs (lease.h).
  *  7. Under a lease (lease.h) the VMM applies first and reports after:
@@ -873,12 +873,43 @@ int convert_applied(struct vm *vm, uint64_t decision_id, bool ok, int error, str
 
 /* ------------------------------------------------------------------ failed discards: retry */
 
-static void convert_discard_retry(void *userdata);
-
 /** job_side() - which backing @job punches, for the log */
 static const char *job_side(const struct discard_job *job)
 {
         return job->fd == job->region->shared_fd ? "shared" : "guest_memfd";
+}
+
+static int retry_fire(sd_event_source *s, uint64_t usec, void *userdata);
+
+/**
+ * retry_timer_arm() - retry @vm's failed discards after its current backoff,
+ * unless a retry is already scheduled (it keeps its time). Each VM backs off
+ * on its own: one whose discards keep failing never delays another's.
+ * Return: the delay in microseconds until the retry, or negative errno
+ */
+static int64_t retry_timer_arm(struct vm *vm)
+{
+        int enabled = SD_EVENT_OFF, r;
+        uint64_t when, now;
+
+        if (!vm->retry_delay_usec)
+                vm->retry_delay_usec = DISCARD_RETRY_MIN_USEC;
+        if (vm->retry_timer && sd_event_source_get_enabled(vm->retry_timer, &enabled) >= 0 &&
+            enabled != SD_EVENT_OFF && sd_event_source_get_time(vm->retry_timer, &when) >= 0 &&
+            sd_event_now(vm->daemon->event, CLOCK_MONOTONIC, &now) >= 0)
+                return when > now ? (int64_t) (when - now) : 0;
+        if (!vm->retry_timer) {
+                r = sd_event_add_time_relative(vm->daemon->event, &vm->retry_timer, CLOCK_MONOTONIC,
+                                               vm->retry_delay_usec, 0, retry_fire, vm);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(vm->retry_timer, "discard-retry");
+                return (int64_t) vm->retry_delay_usec;
+        }
+        r = sd_event_source_set_time_relative(vm->retry_timer, vm->retry_delay_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(vm->retry_timer, SD_EVENT_ONESHOT);
+        return r < 0 ? r : (int64_t) vm->retry_delay_usec;
 }
 
 /**
@@ -886,7 +917,7 @@ static const char *job_side(const struct discard_job *job)
  */
 static void retry_arm(struct vm *vm, const struct discard_job *job)
 {
-        int64_t delay = discarder_retry_arm(vm->daemon->discarder, convert_discard_retry, vm->daemon);
+        int64_t delay = retry_timer_arm(vm);
 
         if (delay < 0)
                 log_warning_errno((int) delay, "VM %s: discarding %s backing of [0x%" PRIx64 ", 0x%" PRIx64
@@ -914,7 +945,7 @@ void convert_discard_done(struct discard_job *job, void *userdata)
                                 log_info("VM %s: discarding %s backing of [0x%" PRIx64 ", 0x%" PRIx64
                                          ") succeeded on retry", vm->name, job_side(job), job->gpa,
                                          job->gpa + job->length);
-                                discarder_retry_reset(vm->daemon->discarder);
+                                vm->retry_delay_usec = DISCARD_RETRY_MIN_USEC;
                         }
                 } else if (job->error != -ECANCELED) {
                         vm->stats.discard_errors++;
@@ -1064,25 +1095,24 @@ oom:
 }
 
 /**
- * convert_discard_retry() - the retry timer fired (userdata: the daemon)
+ * retry_fire() - @vm's retry timer fired: back off further (should this
+ * retry fail too), retry, and schedule the next if something was left
  */
-static void convert_discard_retry(void *userdata)
+static int retry_fire(sd_event_source *s, uint64_t usec, void *userdata)
 {
-        struct daemon *d = userdata;
-        bool later = false;
-        struct vm *vm;
+        struct vm *vm = userdata;
 
-        LIST_FOREACH(vm, &d->vms, link)
-                if (vm->state == VM_ATTACHED && mc_rangemap_count(vm->discard_failed) > 0)
-                        later |= retry_vm(vm);
-        if (later)
-                (void) discarder_retry_arm(d->discarder, convert_discard_retry, d);
+        vm->retry_delay_usec = vm->retry_delay_usec * 2 > DISCARD_RETRY_MAX_USEC ? DISCARD_RETRY_MAX_USEC
+                                                                                 : vm->retry_delay_usec * 2;
+        if (vm->state == VM_ATTACHED && mc_rangemap_count(vm->discard_failed) > 0 && retry_vm(vm))
+                (void) retry_timer_arm(vm);
+        return 0;
 }
 
 void convert_lease_returned(struct vm *vm)
 {
         if (vm->state == VM_ATTACHED && mc_rangemap_count(vm->discard_failed) > 0 && retry_vm(vm))
-                (void) discarder_retry_arm(vm->daemon->discarder, convert_discard_retry, vm->daemon);
+                (void) retry_timer_arm(vm);
 }
 
 void convert_vm_detached(struct vm *vm)
@@ -1156,6 +1186,7 @@ void convert_vm_free(struct vm *vm)
 {
         struct conversion *c;
 
+        vm->retry_timer = sd_event_source_disable_unref(vm->retry_timer);
         /* Conversions with discards in flight finish on their own, VM-less. */
         while ((c = TAILQ_FIRST(&vm->conversions))) {
                 TAILQ_REMOVE(&vm->conversions, c, link);

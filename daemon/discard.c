@@ -14,8 +14,7 @@
  * Every job still gets its own result: that of the punch that covered it.
  * Likewise a worker is woken once per event-loop iteration (a defer
  * source), not once per job submitted in it.
- * Nothing but the lists and counters is shared with the workers; the
- * retry timer and its backoff belong to the loop alone.
+ * Nothing but the lists and counters is shared with the workers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,11 +43,6 @@ struct discarder {
         sd_event_source *kick;     /* defer: wake a worker once per loop iteration */
         discard_done_fn done;
         void *userdata;
-        /* retries of failed discards: loop thread only */
-        sd_event_source *retry_timer;
-        uint64_t retry_delay_usec;  /* the backoff: the next arm waits this long */
-        discard_retry_fn retry_fn;
-        void *retry_userdata;
 };
 
 /* Most jobs a worker takes at once. */
@@ -193,49 +187,6 @@ static int discarder_on_kick(sd_event_source *s, void *userdata)
         return 0;
 }
 
-static int discarder_on_retry(sd_event_source *s, uint64_t usec, void *userdata)
-{
-        struct discarder *dc = userdata;
-
-        /* Doubled before the retry runs: if it fails again, it re-arms with the longer delay. */
-        dc->retry_delay_usec = dc->retry_delay_usec * 2 > DISCARD_RETRY_MAX_USEC ? DISCARD_RETRY_MAX_USEC
-                                                                                 : dc->retry_delay_usec * 2;
-        dc->retry_fn(dc->retry_userdata);
-        return 0;
-}
-
-int64_t discarder_retry_arm(struct discarder *dc, discard_retry_fn fn, void *userdata)
-{
-        int enabled = SD_EVENT_OFF, r;
-        uint64_t when, now;
-
-        if (dc->stopping)
-                return -ECANCELED;
-        dc->retry_fn = fn;
-        dc->retry_userdata = userdata;
-        if (dc->retry_timer && sd_event_source_get_enabled(dc->retry_timer, &enabled) >= 0 &&
-            enabled != SD_EVENT_OFF && sd_event_source_get_time(dc->retry_timer, &when) >= 0 &&
-            sd_event_now(sd_event_source_get_event(dc->retry_timer), CLOCK_MONOTONIC, &now) >= 0)
-                return when > now ? (int64_t) (when - now) : 0;
-        if (!dc->retry_timer) {
-                r = sd_event_add_time_relative(sd_event_source_get_event(dc->source), &dc->retry_timer,
-                                               CLOCK_MONOTONIC, dc->retry_delay_usec, 0, discarder_on_retry, dc);
-                if (r < 0)
-                        return r;
-                (void) sd_event_source_set_description(dc->retry_timer, "discard-retry");
-                return (int64_t) dc->retry_delay_usec;
-        }
-        r = sd_event_source_set_time_relative(dc->retry_timer, dc->retry_delay_usec);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(dc->retry_timer, SD_EVENT_ONESHOT);
-        return r < 0 ? r : (int64_t) dc->retry_delay_usec;
-}
-
-void discarder_retry_reset(struct discarder *dc)
-{
-        dc->retry_delay_usec = DISCARD_RETRY_MIN_USEC;
-}
-
 int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void *userdata,
                   struct discarder **ret)
 {
@@ -251,7 +202,6 @@ int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void 
         pthread_cond_init(&dc->cond, NULL);
         dc->done = done;
         dc->userdata = userdata;
-        dc->retry_delay_usec = DISCARD_RETRY_MIN_USEC;
         dc->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (dc->efd < 0) {
                 r = negative_errno();
@@ -313,7 +263,6 @@ struct discarder *discarder_free(struct discarder *dc)
         }
         dc->queue_tail = NULL;
         discarder_drain(dc);
-        sd_event_source_disable_unref(dc->retry_timer);
         sd_event_source_disable_unref(dc->kick);
         sd_event_source_disable_unref(dc->source);
         safe_close(dc->efd);

@@ -10,12 +10,11 @@
  * stays open while a worker uses it); the callback drops it on the loop.
  * A job whose region is dead (its VMM went away) is skipped: -ECANCELED.
  *
- * A discard that fails leaves stale backing allocated. The discarder keeps
- * one retry timer with a bounded exponential backoff (DISCARD_RETRY_MIN_USEC
- * doubling to DISCARD_RETRY_MAX_USEC, one for the whole daemon): the owner
- * arms it when a discard fails and resets the backoff when a retry works;
- * what to retry is the owner's business (convert.c decides it from the
- * attribute map at the time of the retry, never from the failed job).
+ * A discard that fails leaves stale backing allocated. Retrying it is the
+ * owner's business: convert.c keeps a retry timer per VM with a bounded
+ * exponential backoff (DISCARD_RETRY_MIN_USEC doubling to
+ * DISCARD_RETRY_MAX_USEC), and decides what to punch from the attribute map
+ * at the time of the retry, never from the failed job.
  */
 #pragma once
 
@@ -56,19 +55,6 @@ int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void 
 
 #define DISCARD_RETRY_MIN_USEC (100ULL * 1000ULL)
 #define DISCARD_RETRY_MAX_USEC (30ULL * 1000ULL * 1000ULL)
-
-typedef void (*discard_retry_fn)(void *userdata);
-
-/**
- * discarder_retry_arm() - run @fn on the loop after the current backoff
- * delay, unless the timer is already armed (then it keeps its time); the
- * delay doubles, up to DISCARD_RETRY_MAX_USEC, each time the timer fires
- * Return: the delay in microseconds until the retry, or negative errno
- */
-int64_t discarder_retry_arm(struct discarder *dc, discard_retry_fn fn, void *userdata);
-
-/** discarder_retry_reset() - a retry worked: the next one waits DISCARD_RETRY_MIN_USEC */
-void discarder_retry_reset(struct discarder *dc);
 
 /** discarder_submit() - queue @job (ownership passes until @done gets it back) */
 void discarder_submit(struct discarder *dc, struct discard_job *job);

@@ -138,6 +138,8 @@ struct vm {
         struct histogram discard_latency;
         struct history history;
         mc_rangemap *discard_failed;  /* non-zero where a discard failed and none succeeded since */
+        sd_event_source *retry_timer; /* retries @discard_failed (convert.c), this VM's own backoff: */
+        uint64_t retry_delay_usec;    /* the next arm waits this long (0: DISCARD_RETRY_MIN_USEC) */
         struct vm_policy_override *policy;  /* owned */
         size_t n_policy;
         TAILQ_HEAD(, delayed) delayed;      /* requests a policy plugin delayed */

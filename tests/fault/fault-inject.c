@@ -20,7 +20,9 @@
  *   MEMCONV_FAULT_JOURNAL_AFTER=N     the first N matching calls succeed
  *   MEMCONV_FAULT_FALLOCATE=eio|enospc
  *       fallocate(FALLOC_FL_PUNCH_HOLE) fails with that errno
- *   MEMCONV_FAULT_FALLOCATE_FLAG=PATH active only while PATH exists
+ *   MEMCONV_FAULT_FALLOCATE_FLAG=PATH active only while PATH exists; if
+ *       PATH holds text, only on files whose /proc/self/fd link contains
+ *       it (a memfd's name: one VM's shared memory)
  * The flag files let a test switch a fault on and off while the daemon runs.
  * Every injected failure is reported on stderr (the daemon's log in tests)
  * as "fault-inject: ...", so a test can see that the fault really happened.
@@ -172,9 +174,24 @@ EXPORT int fallocate(int fd, int mode, off_t offset, off_t len)
                 e = EIO;
         else if (fault && strcmp(fault, "enospc") == 0)
                 e = ENOSPC;
+        if (e) {
+                char match[128] = "";
+                const char *flag = getenv("MEMCONV_FAULT_FALLOCATE_FLAG");
+                int ffd = flag && *flag ? open(flag, O_RDONLY | O_CLOEXEC) : -1;
+
+                if (ffd >= 0) {
+                        ssize_t n = read(ffd, match, sizeof(match) - 1);
+
+                        close(ffd);
+                        match[n > 0 ? n : 0] = '\0';
+                        match[strcspn(match, "\n")] = '\0';
+                }
+                fd_path(fd, path, sizeof(path));
+                if (match[0] && !strstr(path, match))
+                        e = 0;
+        }
         if (!e)
                 return real_fallocate(fd, mode, offset, len);
-        fd_path(fd, path, sizeof(path));
         dprintf(STDERR_FILENO, "fault-inject: fallocate(%s, PUNCH_HOLE, 0x%llx, 0x%llx): %s injected\n", path,
                 (unsigned long long) offset, (unsigned long long) len, e == EIO ? "EIO" : "ENOSPC");
         errno = e;

@@ -26,7 +26,9 @@ fault_setup() {
         trap 'fvmm_stop_quiet; stop_daemon_quiet' EXIT
 }
 
-fault_on() { touch "$TESTDIR/fault-$1"; }
+# fault_on KIND [MATCH]: switch KIND on; with MATCH (FALLOCATE only), only on
+# files whose path contains it (fault-vmm's shared memfd is fault-vmm-NAME-shared)
+fault_on() { printf '%s' "${2:-}" > "$TESTDIR/fault-$1"; }
 fault_off() { rm -f "$TESTDIR/fault-$1"; }
 
 # fault_start_daemon [memconvd options]: start (or restart) memconvd in $TESTDIR
@@ -97,7 +99,37 @@ fvmm_quit() {
         FVMM_P=
 }
 
+# fvmm2_start NAME: a second fault-vmm at the same time, on fifos (bash runs
+# one coprocess at a time); fvmm2 / fvmm2_ok / fvmm2_quit talk to it
+fvmm2_start() {
+        rm -f "$TESTDIR/fvmm2.in" "$TESTDIR/fvmm2.out"
+        mkfifo "$TESTDIR/fvmm2.in" "$TESTDIR/fvmm2.out" || fail "mkfifo"
+        "$FAULT_VMM" "$SOCK" "$1" < "$TESTDIR/fvmm2.in" > "$TESTDIR/fvmm2.out" 2>"$TESTDIR/fvmm-$1.err" &
+        FVMM2_P=$!
+        exec {FVMM2_W}>"$TESTDIR/fvmm2.in" {FVMM2_R}<"$TESTDIR/fvmm2.out"
+        read -r -t 10 FVMM_REPLY <&"$FVMM2_R" || fail "fault-vmm $1 did not start: $(cat "$TESTDIR/fvmm-$1.err")"
+        case $FVMM_REPLY in
+        ready*) ;;
+        *) fail "fault-vmm $1: $FVMM_REPLY" ;;
+        esac
+}
+fvmm2() {
+        echo "$*" >&"$FVMM2_W" || fail "the second fault-vmm is gone (sending: $*)"
+        read -r -t 10 FVMM_REPLY <&"$FVMM2_R" || fail "the second fault-vmm did not answer: $*"
+}
+fvmm2_ok() {
+        fvmm2 "$@"
+        [ "$FVMM_REPLY" = ok ] || fail "fault-vmm (second): $*: $FVMM_REPLY"
+}
+fvmm2_quit() {
+        echo quit >&"$FVMM2_W"
+        wait "$FVMM2_P" || fail "the second fault-vmm exited with $?"
+        exec {FVMM2_W}>&- {FVMM2_R}<&-
+        FVMM2_P=
+}
+
 fvmm_stop_quiet() {
         [ -n "${FVMM_P:-}" ] && kill "$FVMM_P" 2>/dev/null && wait "$FVMM_P" 2>/dev/null
+        [ -n "${FVMM2_P:-}" ] && kill "$FVMM2_P" 2>/dev/null && wait "$FVMM2_P" 2>/dev/null
         return 0
 }

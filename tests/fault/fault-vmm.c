@@ -71,9 +71,10 @@ static int skip(const char *why)
         return 77;
 }
 
-static int setup(struct fvmm *v)
+static int setup(struct fvmm *v, const char *name)
 {
         struct kvm_create_guest_memfd gm = { .size = RAM_SIZE };
+        char memfd_name[64];
         int kvm, caps;
 
         kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -93,7 +94,9 @@ static int setup(struct fvmm *v)
         if (v->gmem_fd < 0)
                 return skip("KVM_CREATE_GUEST_MEMFD");
         v->attrs_in_kernel = ioctl(v->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MEMORY_ATTRIBUTES) > 0;
-        v->shared_fd = memfd_create("fault-vmm-shared", MFD_CLOEXEC);
+        /* Named after the VM, so that a fault can target one VM's shared memory. */
+        snprintf(memfd_name, sizeof(memfd_name), "fault-vmm-%s-shared", name);
+        v->shared_fd = memfd_create(memfd_name, MFD_CLOEXEC);
         if (v->shared_fd < 0 || ftruncate(v->shared_fd, RAM_SIZE) < 0) {
                 perror("shared memfd");
                 return 1;
@@ -179,7 +182,7 @@ int main(int argc, char *argv[])
                 return 2;
         }
         setvbuf(stdout, NULL, _IOLBF, 0);
-        r = setup(&v);
+        r = setup(&v, argv[2]);
         if (r != 0)
                 return r;
         info.name = argv[2];

@@ -7,7 +7,7 @@
 # stale backing for real (seen in the VMM's own fds) and `check` is clean.
 # A range converted back before the retry keeps the data the guest wrote
 # after converting it back: the retry punches the side that is stale now,
-# never the side the failed discard named.
+# never the side the failed discard named. Each VM backs off on its own.
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 . "$top_srcdir/tests/fault/fault-lib.sh"
 need_kvm
@@ -112,6 +112,43 @@ echo "lvcpus: $(stat_of lvcpus leased) conversions under a lease, $(stat_of lvcp
 # (How many conversions ran under it before the revocation is a race, and may be none.)
 [ "$(stat_of lvcpus lease_revocations)" -ge 1 ] || fail "the lease was not revoked"
 [ "$(stat_of lvcpus lease_grants)" -ge 2 ] || fail "the lease was not granted again after the retries"
+# --- each VM backs off on its own: one whose discards keep failing ("stuck")
+# neither delays the first retry of another's ("fresh"), nor has its backoff
+# reset when the other's retry works.
+fault_on FALLOCATE fault-vmm-stuck-shared     # only stuck's shared memory
+fvmm_start stuck
+fvmm_ok fill shared $A $ASIZE 0x5a
+fvmm_ok convert $A $ASIZE private
+wait_for "stuck's backoff to reach 800 ms" log_has "VM stuck: discarding shared backing" "failed again; retrying in 800 ms"
+fvmm2_start fresh
+fault_on FALLOCATE fault-vmm-                 # both VMs' shared memory
+fvmm2_ok fill shared $A $ASIZE 0x6b
+fvmm2_ok convert $A $ASIZE private
+wait_for "fresh's discard to fail" log_has "VM fresh: discarding shared backing" "failed;"
+first=$(grep -F "VM fresh: discarding shared backing" "$DAEMON_LOG" | grep -F "failed;" | head -n 1)
+echo "fresh: ${first#*failed}"
+case $first in
+*"retrying in 100 ms"*) ;;
+*) fail "fresh's first retry does not come after the first step of its own backoff: $first" ;;
+esac
+fault_on FALLOCATE fault-vmm-stuck-shared
+wait_for "fresh's retry to succeed" log_has "VM fresh: discarding shared backing" "succeeded on retry"
+ctl check fresh > /dev/null || fail "fresh still has failed discards after its retry succeeded"
+fvmm2 "data shared $A $ASIZE"
+[ "$FVMM_REPLY" = hole ] || fail "fresh's stale shared backing is still allocated: $FVMM_REPLY"
+if ctl check stuck > /dev/null; then fail "stuck has no failed discard although every punch of it fails"; fi
+stuck_fails() { grep -F "VM stuck: discarding shared backing" "$DAEMON_LOG" | grep -cF "failed again"; }
+n=$(stuck_fails)
+more_fails() { [ "$(stuck_fails)" -gt "$n" ]; }
+wait_for "stuck's next retry" more_fails
+grep -F "VM stuck: discarding shared backing" "$DAEMON_LOG" | grep -F "failed again" | tail -n +"$((n + 1))" |
+        grep -q "retrying in 100 ms" && fail "fresh's successful retry reset stuck's backoff"
+echo "stuck: $(stuck_fails) failed retries, still backing off: $(grep -F "VM stuck: discarding" "$DAEMON_LOG" |
+        tail -n 1 | sed 's/.*retrying in/retrying in/')"
+fault_off FALLOCATE
+fvmm2_quit
+fvmm_quit
+
 echo "injected punch failures: $(log_count 'fault-inject: fallocate')"
 stop_daemon
 echo "PASS"
