@@ -6,6 +6,15 @@
  * (finished, waiting for the loop). Workers sleep on a condition variable;
  * the loop is woken through an eventfd, drains `done` and runs callbacks.
  *
+ * Small jobs stay on the loop: a discard of at most DISCARD_INLINE_MAX is
+ * queued on the loop's own list (up to DISCARD_INLINE_BUDGET bytes per loop
+ * iteration) and punched by a defer source at the end of the iteration,
+ * runs of adjacent ones together. A 4 KiB punch costs a few microseconds;
+ * handing it to a worker and its completion back cost two thread wake-ups
+ * and an eventfd, more than the punch (measured: memconvd's CPU per asked
+ * 4 KiB conversion 50-60 -> 38-40 us). Larger jobs, and small ones past
+ * the budget, go to the workers.
+ *
  * Batching, because a conversion storm submits many small jobs: a worker
  * takes up to DISCARD_BATCH queued jobs at once, punches runs of them that
  * are contiguous in one file with a single fallocate() (a guest converting
@@ -41,12 +50,21 @@ struct discarder {
         int efd;                   /* eventfd, owned */
         sd_event_source *source;
         sd_event_source *kick;     /* defer: wake a worker once per loop iteration */
+        /* Small discards punched on the loop itself (loop thread only) */
+        struct discard_job *inline_head, *inline_tail;
+        uint64_t inline_bytes;     /* queued there in this loop iteration */
+        sd_event_source *inline_run; /* defer: punch them at the end of the iteration */
         discard_done_fn done;
         void *userdata;
 };
 
 /* Most jobs a worker takes at once. */
 #define DISCARD_BATCH 64
+
+/* Discards the loop punches itself: each at most this long, together at most
+ * DISCARD_INLINE_BUDGET per loop iteration (some tens of microseconds). */
+#define DISCARD_INLINE_MAX (64ULL * 1024ULL)
+#define DISCARD_INLINE_BUDGET (256ULL * 1024ULL)
 
 static uint64_t now_usec(void)
 {
@@ -187,6 +205,31 @@ static int discarder_on_kick(sd_event_source *s, void *userdata)
         return 0;
 }
 
+/**
+ * discarder_on_inline() - punch the small discards queued in this loop
+ * iteration, runs of adjacent ones together, and complete them
+ */
+static int discarder_on_inline(sd_event_source *s, void *userdata)
+{
+        struct discarder *dc = userdata;
+
+        while (dc->inline_head) {
+                struct discard_job *jobs[DISCARD_BATCH];
+                size_t n = 0;
+
+                while (dc->inline_head && n < DISCARD_BATCH) {
+                        jobs[n++] = dc->inline_head;
+                        dc->inline_head = dc->inline_head->next;
+                }
+                discard_punch_batch(dc, jobs, n);
+                for (size_t i = 0; i < n; i++)
+                        dc->done(jobs[i], dc->userdata);
+        }
+        dc->inline_tail = NULL;
+        dc->inline_bytes = 0;
+        return 0;
+}
+
 int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void *userdata,
                   struct discarder **ret)
 {
@@ -216,6 +259,11 @@ int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void 
                 goto fail;
         (void) sd_event_source_set_enabled(dc->kick, SD_EVENT_OFF);
         (void) sd_event_source_set_description(dc->kick, "discard-kick");
+        r = sd_event_add_defer(event, &dc->inline_run, discarder_on_inline, dc);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(dc->inline_run, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(dc->inline_run, "discard-inline");
         dc->threads = calloc(threads, sizeof(pthread_t));
         if (!dc->threads) {
                 r = -ENOMEM;
@@ -235,6 +283,12 @@ fail:
 
 void discarder_submit(struct discarder *dc, struct discard_job *job)
 {
+        if (job->length <= DISCARD_INLINE_MAX && dc->inline_bytes + job->length <= DISCARD_INLINE_BUDGET &&
+            sd_event_source_set_enabled(dc->inline_run, SD_EVENT_ONESHOT) >= 0) {
+                dc->inline_bytes += job->length;
+                job_append(&dc->inline_head, &dc->inline_tail, job);
+                return;
+        }
         pthread_mutex_lock(&dc->lock);
         job_append(&dc->queue_head, &dc->queue_tail, job);
         pthread_mutex_unlock(&dc->lock);
@@ -254,6 +308,14 @@ struct discarder *discarder_free(struct discarder *dc)
         for (unsigned i = 0; i < dc->n_threads; i++)
                 pthread_join(dc->threads[i], NULL);
         /* Workers are gone: whatever is still queued is cancelled. */
+        while (dc->inline_head) {
+                struct discard_job *job = dc->inline_head;
+
+                dc->inline_head = job->next;
+                job->error = -ECANCELED;
+                job_append(&dc->done_head, &dc->done_tail, job);
+        }
+        dc->inline_tail = NULL;
         while (dc->queue_head) {
                 struct discard_job *job = dc->queue_head;
 
@@ -264,6 +326,7 @@ struct discarder *discarder_free(struct discarder *dc)
         dc->queue_tail = NULL;
         discarder_drain(dc);
         sd_event_source_disable_unref(dc->kick);
+        sd_event_source_disable_unref(dc->inline_run);
         sd_event_source_disable_unref(dc->source);
         safe_close(dc->efd);
         free(dc->threads);

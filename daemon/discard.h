@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * discard.h - discarding stale backing off the event loop.
+ * discard.h - discarding stale backing, off the vCPUs' path.
  *
  * fallocate(PUNCH_HOLE) of 2 MiB costs ~450 us here: far too long for the
  * event loop, which must keep answering vCPUs. A discarder owns a few
  * worker threads and a FIFO of jobs. The loop submits a job; a worker
  * punches; the finished job goes back to the loop through an eventfd, where
- * the completion callback runs. Jobs hold a region reference (so the fd
+ * the completion callback runs. Small jobs (up to 64 KiB, 256 KiB per loop
+ * iteration) the loop punches itself at the end of the iteration, which
+ * costs less than the hand-off; their callbacks run then too, never from
+ * discarder_submit(). Jobs hold a region reference (so the fd
  * stays open while a worker uses it); the callback drops it on the loop.
  * A job whose region is dead (its VMM went away) is skipped: -ECANCELED.
  *
