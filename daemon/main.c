@@ -460,6 +460,13 @@ static int daemon_listen(struct daemon *d)
         if (admin_fd >= 0)
                 (void) fcntl(admin_fd, F_SETFL, fcntl(admin_fd, F_GETFL) | O_NONBLOCK);
 
+        /* The admin socket first: once the VMM socket exists (what clients and the tests wait
+         * for), both do. */
+        if (admin_fd < 0)
+                mkdir_parents(d->config.admin_socket_path);
+        r = admin_listen(d, admin_fd);
+        if (r < 0)
+                return r;
         if (d->vmm_fd < 0) {
                 mkdir_parents(d->config.vmm_socket_path);
                 /* Access is decided by SO_PEERCRED; the mode only keeps strangers from connecting. */
@@ -474,9 +481,7 @@ static int daemon_listen(struct daemon *d)
         if (r < 0)
                 return log_error_errno(r, "Failed to watch the VMM socket");
         (void) sd_event_source_set_description(d->vmm_source, "vmm-listen");
-        if (admin_fd < 0)
-                mkdir_parents(d->config.admin_socket_path);
-        return admin_listen(d, admin_fd);
+        return 0;
 }
 
 /**
