@@ -212,21 +212,24 @@ static int discarder_on_kick(sd_event_source *s, void *userdata)
 static int discarder_on_inline(sd_event_source *s, void *userdata)
 {
         struct discarder *dc = userdata;
+        struct discard_job *list = dc->inline_head;
 
-        while (dc->inline_head) {
+        /* Taken whole first: a completion callback may submit again, onto a fresh list (and a
+         * fresh budget), which the next pass punches. */
+        dc->inline_head = dc->inline_tail = NULL;
+        dc->inline_bytes = 0;
+        while (list) {
                 struct discard_job *jobs[DISCARD_BATCH];
                 size_t n = 0;
 
-                while (dc->inline_head && n < DISCARD_BATCH) {
-                        jobs[n++] = dc->inline_head;
-                        dc->inline_head = dc->inline_head->next;
+                while (list && n < DISCARD_BATCH) {
+                        jobs[n++] = list;
+                        list = list->next;
                 }
                 discard_punch_batch(dc, jobs, n);
                 for (size_t i = 0; i < n; i++)
                         dc->done(jobs[i], dc->userdata);
         }
-        dc->inline_tail = NULL;
-        dc->inline_bytes = 0;
         return 0;
 }
 
