@@ -109,36 +109,52 @@ void client_lease_free(mc_client *c)
         pthread_cond_destroy(&l->flush_cond);
 }
 
+/**
+ * lease_send() - send @msg under @c's lock (so that nothing overtakes it); a
+ * failure fails the connection
+ */
+static void lease_send(mc_client *c, const Memconv__Message *msg)
+{
+        int r = mc_frame_send(c->sock, msg, NULL, 0);
+
+        if (r < 0)
+                client_fail(c, r);
+}
+
+/**
+ * lease_send_report() - send one report alone, as LeasedApplied with @id (@c locked)
+ */
+static void lease_send_report(mc_client *c, Memconv__LeasedApplied *la, uint64_t id)
+{
+        Memconv__Message msg = MEMCONV__MESSAGE__INIT;
+
+        msg.id = id;
+        msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
+        msg.leased_applied = la;
+        lease_send(c, &msg);
+}
+
 void client_lease_flush(mc_client *c)
 {
         struct mc_lease_state *l = &c->lease;
         Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__LeasedBatch b = MEMCONV__LEASED_BATCH__INIT;
-        int r;
+        size_t n = l->n_pending;
 
-        if (l->n_pending == 0)
-                return;
-        if (c->dead || c->reconnecting) {
-                /* In the unconfirmed list already: re-sent as Reapplied after the reconnect. */
-                l->n_pending = 0;
-                return;
-        }
-        if (l->n_pending == 1) {
-                msg.id = l->pending_ids[0];
-                msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
-                msg.leased_applied = &l->pending[0];
-        } else {
-                b.n_reports = b.n_ids = l->n_pending;
-                b.reports = l->pending_p;
-                b.ids = l->pending_ids;
-                msg.id = ++c->next_id;  /* a malformed batch would be refused with it */
-                msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_BATCH;
-                msg.leased_batch = &b;
-        }
         l->n_pending = 0;
-        r = mc_frame_send(c->sock, &msg, NULL, 0);
-        if (r < 0)
-                client_fail(c, r);
+        if (n == 0 || c->dead || c->reconnecting)
+                return;  /* held ones are in the unconfirmed list: re-sent as Reapplied after a reconnect */
+        if (n == 1) {
+                lease_send_report(c, &l->pending[0], l->pending_ids[0]);
+                return;
+        }
+        b.n_reports = b.n_ids = n;
+        b.reports = l->pending_p;
+        b.ids = l->pending_ids;
+        msg.id = ++c->next_id;  /* a malformed batch would be refused with it */
+        msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_BATCH;
+        msg.leased_batch = &b;
+        lease_send(c, &msg);
 }
 
 /**
@@ -300,16 +316,13 @@ static void lease_send_returned(mc_client *c, uint64_t id)
 {
         Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__LeaseReturned lr = MEMCONV__LEASE_RETURNED__INIT;
-        int r;
 
         client_lease_flush(c);  /* every report of the lease before its return */
         lr.lease_id = id;
         msg.id = ++c->next_id;  /* an error would be answered with it */
         msg.body_case = MEMCONV__MESSAGE__BODY_LEASE_RETURNED;
         msg.lease_returned = &lr;
-        r = mc_frame_send(c->sock, &msg, NULL, 0);
-        if (r < 0)
-                client_fail(c, r);
+        lease_send(c, &msg);
 }
 
 /**
@@ -491,7 +504,6 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
                      int source)
 {
         struct mc_lease_state *l = &c->lease;
-        Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__LeasedApplied la = MEMCONV__LEASED_APPLIED__INIT;
         mc_apply_fn fn;
         void *ud;
@@ -549,17 +561,11 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
                 la.to = to_private ? MEMCONV__ATTRIBUTE__ATTRIBUTE_PRIVATE : MEMCONV__ATTRIBUTE__ATTRIBUTE_SHARED;
                 la.implicit = implicit;
                 la.source = (Memconv__ConvertSource) source;
-                if (l->batch_max > 1) {
+                /* Under the lock either way: a LeaseReturned must never overtake it. */
+                if (l->batch_max > 1)
                         lease_hold_report(c, &la, msg_id);
-                } else {
-                        msg.id = msg_id;
-                        msg.body_case = MEMCONV__MESSAGE__BODY_LEASED_APPLIED;
-                        msg.leased_applied = &la;
-                        /* Sent under the lock: a LeaseReturned must never overtake it. */
-                        r = mc_frame_send(c->sock, &msg, NULL, 0);
-                        if (r < 0)
-                                client_fail(c, r);
-                }
+                else
+                        lease_send_report(c, &la, msg_id);
         }
         lease_inflight_done(c);
         pthread_mutex_unlock(&c->lock);
