@@ -64,6 +64,23 @@ stat_of() {
         ctl stats "$1" --json | grep -o "\"$2\": *[0-9]*" | head -n 1 | grep -o '[0-9]*$'
 }
 
+# fvmm_started NAME: check fault-vmm NAME's first line ($FVMM_REPLY): ready, or a skip
+fvmm_started() {
+        case $FVMM_REPLY in
+        ready*) ;;
+        SKIP*) skip "fault-vmm: $FVMM_REPLY" ;;
+        *) fail "fault-vmm $1: $FVMM_REPLY" ;;
+        esac
+}
+
+# fvmm_io WFD RFD WHO COMMAND...: one command to a fault-vmm; the answer is in $FVMM_REPLY
+fvmm_io() {
+        local w=$1 r=$2 who=$3
+        shift 3
+        echo "$*" >&"$w" || fail "$who is gone (sending: $*)"
+        read -r -t 10 FVMM_REPLY <&"$r" || fail "$who did not answer: $*"
+}
+
 # fvmm_start NAME: run fault-vmm as a coprocess, attached as VM NAME
 fvmm_start() {
         coproc FVMM { "$FAULT_VMM" "$SOCK" "$1" 2>"$TESTDIR/fvmm-$1.err"; }
@@ -74,18 +91,11 @@ fvmm_start() {
                 cat "$TESTDIR/fvmm-$1.err" >&2
                 fail "fault-vmm $1 did not start (exit $rc)"
         fi
-        case $FVMM_REPLY in
-        ready*) ;;
-        SKIP*) skip "fault-vmm: $FVMM_REPLY" ;;
-        *) fail "fault-vmm $1: $FVMM_REPLY" ;;
-        esac
+        fvmm_started "$1"
 }
 
 # fvmm COMMAND...: one command; the answer is in $FVMM_REPLY
-fvmm() {
-        echo "$*" >&"${FVMM[1]}" || fail "fault-vmm is gone (sending: $*)"
-        read -r -t 10 FVMM_REPLY <&"${FVMM[0]}" || fail "fault-vmm did not answer: $*"
-}
+fvmm() { fvmm_io "${FVMM[1]}" "${FVMM[0]}" fault-vmm "$@"; }
 
 # fvmm_ok COMMAND...: one command that must answer "ok"
 fvmm_ok() {
@@ -108,15 +118,9 @@ fvmm2_start() {
         FVMM2_P=$!
         exec {FVMM2_W}>"$TESTDIR/fvmm2.in" {FVMM2_R}<"$TESTDIR/fvmm2.out"
         read -r -t 10 FVMM_REPLY <&"$FVMM2_R" || fail "fault-vmm $1 did not start: $(cat "$TESTDIR/fvmm-$1.err")"
-        case $FVMM_REPLY in
-        ready*) ;;
-        *) fail "fault-vmm $1: $FVMM_REPLY" ;;
-        esac
+        fvmm_started "$1"
 }
-fvmm2() {
-        echo "$*" >&"$FVMM2_W" || fail "the second fault-vmm is gone (sending: $*)"
-        read -r -t 10 FVMM_REPLY <&"$FVMM2_R" || fail "the second fault-vmm did not answer: $*"
-}
+fvmm2() { fvmm_io "$FVMM2_W" "$FVMM2_R" "the second fault-vmm" "$@"; }
 fvmm2_ok() {
         fvmm2 "$@"
         [ "$FVMM_REPLY" = ok ] || fail "fault-vmm (second): $*: $FVMM_REPLY"
