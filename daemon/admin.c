@@ -375,6 +375,15 @@ static int handle_status(struct admin_conn *c, const Memconv__AdminRequest *req,
         m->protocol_errors = d->protocol_errors;
         m->peers_refused = d->peers_refused;
         m->totals = stats_to_pb(a, d, NULL);
+        m->polling = arena_alloc(a, sizeof(*m->polling));
+        if (!m->polling)
+                return -ENOMEM;
+        memconv__loop_polling__init(m->polling);
+        m->polling->max_usec = d->spin.max_ns / 1000;
+        m->polling->window_usec = d->spin.cur_ns / 1000;
+        m->polling->hits = d->spin.hits;
+        m->polling->misses = d->spin.misses;
+        m->polling->poll_usec = d->spin.spin_ns / 1000;
         reply->body_case = MEMCONV__ADMIN_REPLY__BODY_STATUS_REPLY;
         reply->status_reply = m;
         return 0;

@@ -21,6 +21,8 @@
 
 #include <systemd/sd-event.h>
 
+#include "spin.h"
+
 struct discarder;
 struct persist;
 struct policy_chain;
@@ -58,6 +60,7 @@ struct daemon_config {
         bool leases;                   /* VMMs may hold policy leases (lease.h) */
         uint64_t lease_max_bytes;      /* largest conversion under a lease */
         uint64_t lease_report_delay_usec; /* reports may wait this long, to go in batches; 0: at once */
+        uint64_t poll_usec;            /* the event loop polls up to this long before it sleeps */
 };
 
 struct daemon {
@@ -65,6 +68,7 @@ struct daemon {
         int argc;                      /* the command line, read again on reload */
         char **argv;
         sd_event *event;
+        struct mc_spin spin;           /* the event loop's polling before it sleeps (lib/spin.h) */
 
         int vmm_fd;                    /* listening socket, owned */
         sd_event_source *vmm_source;

@@ -57,6 +57,7 @@
 #define DEFAULT_JOURNAL_COMMIT_INTERVAL_MS 5
 #define DEFAULT_LEASE_MAX_BYTES (1ULL << 30)
 #define DEFAULT_LEASE_REPORT_DELAY_USEC 1000
+#define DEFAULT_POLL_USEC 50
 
 uint64_t daemon_now(void)
 {
@@ -176,11 +177,14 @@ static void help(void)
                "     --log-level=LEVEL       err, warning, notice, info (default) or debug\n"
                "     --log-target=TARGET     auto (default), journal or stderr\n"
                "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n"
+               "     --poll=USEC             Poll for the next message up to USEC us before sleeping,\n"
+               "                             adapting to the traffic (0..1000000, default %d; 0: never)\n"
                "     --system-call-filter=MODE\n"
                "                             yes (default): a system call outside the allow-list\n"
                "                             kills the daemon; log: it is logged; no: no filter\n",
                DEFAULT_CONFIG, DEFAULT_VMM_SOCKET, DEFAULT_ADMIN_SOCKET, DEFAULT_STATE_DIR, DEFAULT_JOURNAL_COMPACT,
-               DEFAULT_LEASE_REPORT_DELAY_USEC, DEFAULT_JOURNAL_COMMIT_INTERVAL_MS, HISTORY_DEFAULT_CAPACITY);
+               DEFAULT_LEASE_REPORT_DELAY_USEC, DEFAULT_JOURNAL_COMMIT_INTERVAL_MS, HISTORY_DEFAULT_CAPACITY,
+               DEFAULT_POLL_USEC);
 }
 
 /**
@@ -204,7 +208,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
                ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES, ARG_JOURNAL_COMMIT_INTERVAL,
-               ARG_LEASE_REPORT_DELAY };
+               ARG_LEASE_REPORT_DELAY, ARG_POLL };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -225,6 +229,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                 { "system-call-filter", required_argument, NULL, ARG_SYSCALL_FILTER },
                 { "leases", required_argument, NULL, ARG_LEASES },
                 { "lease-report-delay", required_argument, NULL, ARG_LEASE_REPORT_DELAY },
+                { "poll", required_argument, NULL, ARG_POLL },
                 {}
         };
         int c;
@@ -313,6 +318,16 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 return -EINVAL;
                         }
                         cfg->lease_report_delay_usec = v;
+                        break;
+                case ARG_POLL:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || *end || end == optarg || optarg[0] == '-' || v > MC_SPIN_MAX_USEC_LIMIT) {
+                                fprintf(stderr, "memconvd: --poll takes 0..%llu us, not '%s'\n",
+                                        MC_SPIN_MAX_USEC_LIMIT, optarg);
+                                return -EINVAL;
+                        }
+                        cfg->poll_usec = v;
                         break;
                 case ARG_HISTORY_RECORDS:
                         errno = 0;
@@ -558,6 +573,7 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .leases = true,
                 .lease_max_bytes = DEFAULT_LEASE_MAX_BYTES,
                 .lease_report_delay_usec = DEFAULT_LEASE_REPORT_DELAY_USEC,
+                .poll_usec = DEFAULT_POLL_USEC,
         };
         cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
         if (!cfg->config_file)
@@ -609,7 +625,8 @@ static struct policy_chain *daemon_policy_load(const struct daemon_config *cfg)
 /**
  * daemon_reload() - SIGHUP: read the configuration again and apply what
  * can change while running (policy chain and its settings, log level and
- * target, summary interval, compaction and commit interval); VMMs stay
+ * target, summary interval, polling window, compaction and commit
+ * interval); VMMs stay
  * connected
  */
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
@@ -657,6 +674,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         d->config.leases = cfg.leases;
         d->config.lease_max_bytes = cfg.lease_max_bytes;
         d->config.lease_report_delay_usec = cfg.lease_report_delay_usec;
+        d->config.poll_usec = cfg.poll_usec;
+        mc_spin_set_max(&d->spin, cfg.poll_usec * 1000);
         /* The chain, its settings or the lease settings may have changed: grant anew. */
         lease_revoke_all(d, "the configuration was reloaded");
         persist_set_compact(d->persist, cfg.journal_compact);
@@ -669,6 +688,44 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         log_info("Configuration reloaded");
         (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs");
         return 0;
+}
+
+/**
+ * daemon_event_loop() - sd_event_loop(), polling before it sleeps
+ *
+ * When nothing is pending, the loop polls its epoll fd for the adaptive
+ * window of lib/spin.h before it blocks: a VMM whose vCPU converts again
+ * within the window finds memconvd awake, and no CPU has to be woken to
+ * take its message. Only fd and timer events can arrive meanwhile (a
+ * deferred source would have made sd_event_prepare() return > 0), and each
+ * of those makes the epoll fd readable.
+ *
+ * Return: the exit code given to sd_event_exit(), or a negative errno
+ */
+static int daemon_event_loop(struct daemon *d)
+{
+        int fd = sd_event_get_fd(d->event);
+        int r, code = 0;
+
+        if (fd < 0)
+                return fd;
+        while (sd_event_get_state(d->event) != SD_EVENT_FINISHED) {
+                r = sd_event_prepare(d->event);
+                if (r == 0) {
+                        uint64_t start = mc_spin_now();
+                        bool hit = mc_spin_poll(&d->spin, fd, start);
+
+                        r = sd_event_wait(d->event, hit ? 0 : UINT64_MAX);
+                        if (!hit)
+                                mc_spin_waited(&d->spin, mc_spin_now() - start);
+                }
+                if (r > 0)
+                        r = sd_event_dispatch(d->event);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_event_get_exit_code(d->event, &code);
+        return r < 0 ? r : code;
 }
 
 /*
@@ -788,7 +845,8 @@ int main(int argc, char *argv[])
         log_info("memconvd %s listening for VMMs on %s, for administration on %s", PACKAGE_VERSION,
                  d.config.vmm_socket_path, d.config.admin_socket_path);
         (void) sd_notify(false, "READY=1\nSTATUS=Serving VMMs");
-        r = sd_event_loop(d.event);
+        mc_spin_set_max(&d.spin, d.config.poll_usec * 1000);
+        r = daemon_event_loop(&d);
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down");
         if (r < 0)
                 log_error_errno(r, "Event loop failed");

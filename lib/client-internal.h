@@ -12,6 +12,7 @@
 
 #include "memconv.h"
 #include "memconv.pb-c.h"
+#include "spin.h"
 
 #define MC_RECONNECT_DEFAULT_MS 30000
 
@@ -124,6 +125,10 @@ struct mc_client {
         unsigned applying;
 
         struct mc_lease_state lease;     /* under @lock */
+
+        /* The reader's polling for an answer before it sleeps (spin.h); used by the
+         * thread that is reading, set and read under @lock. */
+        struct mc_spin spin;
 };
 
 

@@ -124,6 +124,40 @@ static void client_unlink(mc_client *c, struct mc_waiter *w)
 }
 
 /**
+ * client_recv() - the reader receives the next datagram, polling first
+ * @c: the client, locked; unlocked while receiving
+ *
+ * The reader polls the socket for the adaptive window of spin.h before it
+ * sleeps in recvmsg(): memconvd answers a conversion in a few
+ * microseconds, and a vCPU thread that slept meanwhile would have to be
+ * woken on its halted CPU, which costs more than the answer. The window
+ * and its counters are the client's, kept under the lock; only one thread
+ * reads at a time, so it polls with a copy.
+ *
+ * Return: as mc_frame_recv()
+ */
+static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MAX_FDS], size_t *ret_n)
+{
+        struct mc_spin spin = c->spin;
+        uint64_t start;
+        bool hit;
+        int r;
+
+        pthread_mutex_unlock(&c->lock);
+        start = mc_spin_now();
+        hit = mc_spin_poll(&spin, c->sock, start);
+        r = mc_frame_recv(c->sock, 0, ret, fds, ret_n);
+        if (!hit)
+                mc_spin_waited(&spin, mc_spin_now() - start);
+        pthread_mutex_lock(&c->lock);
+        spin.max_ns = c->spin.max_ns;   /* mc_client_set_poll() may have run meanwhile */
+        if (spin.cur_ns > spin.max_ns)
+                spin.cur_ns = spin.max_ns;
+        c->spin = spin;
+        return r;
+}
+
+/**
  * client_call() - send a request and wait for the answer with its id
  * @c: the client
  * @msg: the request; its id is assigned here
@@ -169,11 +203,9 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                         size_t n = 0;
 
                         c->reading = true;
-                        pthread_mutex_unlock(&c->lock);
-                        r = mc_frame_recv(c->sock, 0, &m, rfds, &n);
+                        r = client_recv(c, &m, rfds, &n);
                         if (r >= 0)
                                 mc_frame_close_fds(rfds, n); /* the daemon sends none */
-                        pthread_mutex_lock(&c->lock);
                         c->reading = false;
                         if (r < 0)
                                 client_fail(c, r == -EMSGSIZE || r == -EBADMSG ? -EPROTO : r);
@@ -277,6 +309,7 @@ _public_ int mc_client_connect(const char *socket_path, mc_client **ret)
         client_lease_init(c);
         c->sock = TAKE_FD(fd);
         c->reconnect_ms = MC_RECONNECT_DEFAULT_MS;
+        c->spin.max_ns = MC_POLL_DEFAULT_USEC * 1000;
         c->socket_path = strdup(socket_path);
         if (!c->socket_path) {
                 mc_client_free(c);
@@ -325,6 +358,32 @@ _public_ void mc_client_set_reconnect(mc_client *c, unsigned timeout_ms)
                 return;
         pthread_mutex_lock(&c->lock);
         c->reconnect_ms = timeout_ms;
+        pthread_mutex_unlock(&c->lock);
+}
+
+_public_ int mc_client_set_poll(mc_client *c, unsigned max_usec)
+{
+        if (!c || max_usec > MC_SPIN_MAX_USEC_LIMIT)
+                return -EINVAL;
+        pthread_mutex_lock(&c->lock);
+        mc_spin_set_max(&c->spin, (uint64_t) max_usec * 1000);
+        pthread_mutex_unlock(&c->lock);
+        return 0;
+}
+
+_public_ void mc_client_poll_stats(mc_client *c, struct mc_poll_stats *ret)
+{
+        if (!ret)
+                return;
+        *ret = (struct mc_poll_stats) {};
+        if (!c)
+                return;
+        pthread_mutex_lock(&c->lock);
+        ret->max_usec = c->spin.max_ns / 1000;
+        ret->window_usec = c->spin.cur_ns / 1000;
+        ret->hits = c->spin.hits;
+        ret->misses = c->spin.misses;
+        ret->poll_usec = c->spin.spin_ns / 1000;
         pthread_mutex_unlock(&c->lock);
 }
 

@@ -265,6 +265,38 @@ struct mc_lease_stats {
 /** mc_client_lease_stats() - counters of this client's lease (since connect) */
 void mc_client_lease_stats(mc_client *c, struct mc_lease_stats *ret);
 
+/*
+ * Polling for answers (since 0.3). A vCPU thread waiting for memconvd's
+ * answer first polls the socket for a short window, giving up the CPU
+ * (sched_yield()) between polls, and sleeps only if no answer came: the
+ * answer usually comes within microseconds, and waking a thread that slept
+ * on an idle CPU costs more than that. The window adapts as KVM's
+ * halt-polling does: it grows (from 10 us, doubling) while answers come
+ * soon after it, up to the maximum, and drops to 0 after a wait longer
+ * than the maximum, so a slow or idle daemon costs no polling.
+ */
+
+/** The default maximum polling window, in microseconds */
+#define MC_POLL_DEFAULT_USEC 50
+
+/**
+ * mc_client_set_poll() - the largest polling window, in microseconds
+ * @max_usec: 0 never polls (every wait sleeps); at most 1000000
+ * Return: 0, or -EINVAL
+ */
+int mc_client_set_poll(mc_client *c, unsigned max_usec);
+
+struct mc_poll_stats {
+        uint64_t max_usec;           /* the largest window */
+        uint64_t window_usec;        /* the window of the next wait */
+        uint64_t hits;               /* answers that came while polling */
+        uint64_t misses;             /* waits that polled in vain, then slept */
+        uint64_t poll_usec;          /* time spent polling, hits and misses */
+};
+
+/** mc_client_poll_stats() - this client's polling counters (since connect) */
+void mc_client_poll_stats(mc_client *c, struct mc_poll_stats *ret);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,8 +2,8 @@
 /*
  * ctl-status.c - "memconvctl status": the daemon as a whole, from one
  * StatusRequest: version, pid, uptime, sockets, state directory, how many
- * VMs are attached and detached, connection counters and the conversion
- * totals over every VM.
+ * VMs are attached and detached, connection counters, the event loop's
+ * polling and the conversion totals over every VM.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +35,15 @@ static int status_print_json(const Memconv__StatusReply *s)
         json_u64(&j, "protocol_errors", s->protocol_errors);
         json_u64(&j, "peers_refused", s->peers_refused);
         ctl_json_stats(&j, "totals", s->totals);
+        if (s->polling) {
+                json_object_begin(&j, "polling");
+                json_u64(&j, "max_usec", s->polling->max_usec);
+                json_u64(&j, "window_usec", s->polling->window_usec);
+                json_u64(&j, "hits", s->polling->hits);
+                json_u64(&j, "misses", s->polling->misses);
+                json_u64(&j, "poll_usec", s->polling->poll_usec);
+                json_object_end(&j);
+        }
         json_object_end(&j);
         return json_finish(&j);
 }
@@ -58,6 +67,16 @@ static void status_print_text(const Memconv__StatusReply *s)
         ctl_field(stdout, KEY_WIDTH, "Connections", "%" PRIu64 " VMM sessions since start, %" PRIu64
                   " protocol errors, %" PRIu64 " peers refused", s->sessions_total, s->protocol_errors,
                   s->peers_refused);
+        if (s->polling && s->polling->max_usec == 0)
+                ctl_field(stdout, KEY_WIDTH, "Polling", "off");
+        else if (s->polling) {
+                char polled[FORMAT_USEC_MAX];
+
+                ctl_field(stdout, KEY_WIDTH, "Polling", "up to %" PRIu64 " us (now %" PRIu64 " us); %" PRIu64
+                          " waits ended while polling, %" PRIu64 " slept; %s polled", s->polling->max_usec,
+                          s->polling->window_usec, s->polling->hits, s->polling->misses,
+                          format_usec(polled, s->polling->poll_usec));
+        }
         ctl_print_stats_fields(stdout, KEY_WIDTH, s->totals);
 }
 

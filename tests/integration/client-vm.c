@@ -61,3 +61,44 @@ void client_vm_teardown(struct client_vm *v)
         v->region.guest_memfd = v->region.shared_fd = -1;
         unlink(v->conf_path);
 }
+
+/* client_vm_show() - the VM @name as `show` reports it, or NULL */
+static Memconv__AdminReply *client_vm_show(const char *name)
+{
+        Memconv__AdminRequest req = MEMCONV__ADMIN_REQUEST__INIT;
+        Memconv__ShowRequest sr = MEMCONV__SHOW_REQUEST__INIT;
+        Memconv__VmSelector sel = MEMCONV__VM_SELECTOR__INIT;
+        Memconv__AdminReply *r;
+        int s = admin_connect();
+
+        if (s < 0)
+                return NULL;
+        sel.spec = (char *) name;
+        sr.vm = &sel;
+        req.id = 1;
+        req.body_case = MEMCONV__ADMIN_REQUEST__BODY_SHOW;
+        req.show = &sr;
+        r = admin_call(s, &req);
+        close(s);
+        if (r && (r->body_case != MEMCONV__ADMIN_REPLY__BODY_SHOW || !r->show->vm || !r->show->vm->stats)) {
+                memconv__admin_reply__free_unpacked(r, NULL);
+                r = NULL;
+        }
+        return r;
+}
+
+bool client_vm_numbers(const char *name, struct client_vm_numbers *ret)
+{
+        Memconv__AdminReply *r = client_vm_show(name);
+
+        if (!r)
+                return false;
+        ret->private_bytes = r->show->vm->private_bytes;
+        ret->leased = r->show->vm->stats->leased;
+        ret->batches = r->show->vm->stats->leased_batches;
+        ret->spurious = r->show->vm->stats->spurious;
+        ret->changes = r->show->vm->stats->explicit_to_private + r->show->vm->stats->explicit_to_shared +
+                       r->show->vm->stats->implicit_to_private + r->show->vm->stats->implicit_to_shared;
+        memconv__admin_reply__free_unpacked(r, NULL);
+        return true;
+}

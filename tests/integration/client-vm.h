@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * client-vm.h - for the CUnit tests that drive a real memconvd through
- * libmemconv itself (test-reconnect, test-batch): a configuration file, the
- * daemon, and one VM attached with one region.
+ * libmemconv itself (test-reconnect, test-batch, test-poll): a configuration
+ * file, the daemon, one VM attached with one region, and its figures.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "memconv.h"
@@ -28,3 +29,10 @@ int client_vm_setup(struct client_vm *v, const char *conf, const char *name, con
 
 /** client_vm_teardown() - free the client, close the fds, remove the configuration file */
 void client_vm_teardown(struct client_vm *v);
+
+struct client_vm_numbers {
+        uint64_t private_bytes, leased, batches, spurious, changes; /* changes: committed conversions */
+};
+
+/** client_vm_numbers() - the VM @name's figures as `show` reports them; false if memconvd did not answer */
+bool client_vm_numbers(const char *name, struct client_vm_numbers *ret);

@@ -12,6 +12,36 @@ VMM=$top_builddir/tests/vmm/memconv-vmm
 fail() { echo "FAIL: $*" >&2; [ -n "${DAEMON_LOG:-}" ] && [ -f "$DAEMON_LOG" ] && { echo "--- daemon log (last 40 lines):" >&2; tail -n 40 "$DAEMON_LOG" >&2; }; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 
+# refuse_option OPTION RANGE_TEXT BAD...: memconvd --OPTION=BAD exits with
+# status 1, says "--OPTION takes RANGE_TEXT, not 'BAD'", and binds nothing
+refuse_option() {
+        local opt=$1 range=$2 dir out bad
+        shift 2
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/memconv-bad.XXXXXX")
+        for bad in "$@"; do
+                out=$(timeout 10 "$MEMCONVD" --config /dev/null --socket "$dir/bad.sock" --"$opt"="$bad" 2>&1)
+                [ $? = 1 ] || { rm -rf "$dir"; fail "--$opt='$bad' did not make memconvd exit with status 1"; }
+                grep -qF -- "--$opt takes $range, not '$bad'" <<<"$out" ||
+                        { rm -rf "$dir"; fail "no clear error for --$opt='$bad': $out"; }
+                [ ! -e "$dir/bad.sock" ] || { rm -rf "$dir"; fail "memconvd bound its socket despite --$opt='$bad'"; }
+        done
+        rm -rf "$dir"
+}
+
+# refuse_key SECTION KEY=VALUE ERROR: a configuration file with that line
+# makes memconvd exit with status 1, saying "FILE:2: KEY=VALUE ERROR", and
+# binds nothing
+refuse_key() {
+        local dir out
+        dir=$(mktemp -d "${TMPDIR:-/tmp}/memconv-bad.XXXXXX")
+        printf '[%s]\n%s\n' "$1" "$2" > "$dir/bad.conf"
+        out=$(timeout 10 "$MEMCONVD" --config "$dir/bad.conf" --socket "$dir/bad.sock" --log-target=stderr 2>&1)
+        [ $? = 1 ] || { rm -rf "$dir"; fail "$2 did not make memconvd exit with status 1"; }
+        grep -qF "$dir/bad.conf:2: $2 $3" <<<"$out" || { rm -rf "$dir"; fail "no clear error for $2: $out"; }
+        [ ! -e "$dir/bad.sock" ] || { rm -rf "$dir"; fail "memconvd bound its socket despite $2"; }
+        rm -rf "$dir"
+}
+
 need_kvm() {
         [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "/dev/kvm not available"
 }

@@ -60,62 +60,14 @@ static bool write_config(unsigned delay_usec)
         return fclose(f) == 0;
 }
 
-/**
- * vm_show() - the VM @name as `show` reports it
- * Return: the reply, owned by the caller (NULL when the daemon does not answer)
- */
-static Memconv__AdminReply *vm_show(const char *name)
-{
-        Memconv__AdminRequest req = MEMCONV__ADMIN_REQUEST__INIT;
-        Memconv__ShowRequest sr = MEMCONV__SHOW_REQUEST__INIT;
-        Memconv__VmSelector sel = MEMCONV__VM_SELECTOR__INIT;
-        Memconv__AdminReply *r;
-        int s = admin_connect();
-
-        if (s < 0)
-                return NULL;
-        sel.spec = (char *) name;
-        sr.vm = &sel;
-        req.id = 1;
-        req.body_case = MEMCONV__ADMIN_REQUEST__BODY_SHOW;
-        req.show = &sr;
-        r = admin_call(s, &req);
-        close(s);
-        if (r && (r->body_case != MEMCONV__ADMIN_REPLY__BODY_SHOW || !r->show->vm || !r->show->vm->stats)) {
-                memconv__admin_reply__free_unpacked(r, NULL);
-                r = NULL;
-        }
-        return r;
-}
-
-struct vm_numbers {
-        uint64_t private_bytes, leased, batches, spurious, changes;
-};
-
-static bool numbers(const char *name, struct vm_numbers *ret)
-{
-        Memconv__AdminReply *r = vm_show(name);
-
-        if (!r)
-                return false;
-        ret->private_bytes = r->show->vm->private_bytes;
-        ret->leased = r->show->vm->stats->leased;
-        ret->batches = r->show->vm->stats->leased_batches;
-        ret->spurious = r->show->vm->stats->spurious;
-        ret->changes = r->show->vm->stats->explicit_to_private + r->show->vm->stats->explicit_to_shared +
-                       r->show->vm->stats->implicit_to_private + r->show->vm->stats->implicit_to_shared;
-        memconv__admin_reply__free_unpacked(r, NULL);
-        return true;
-}
-
 /* wait_private() - until memconvd's map holds @bytes private for @name; no library call meanwhile */
 static bool wait_private(const char *name, uint64_t bytes)
 {
         uint64_t t0 = now_ms();
-        struct vm_numbers n;
+        struct client_vm_numbers n;
 
         while (now_ms() - t0 < WAIT_MS) {
-                if (numbers(name, &n) && n.private_bytes == bytes)
+                if (client_vm_numbers(name, &n) && n.private_bytes == bytes)
                         return true;
                 usleep(2000);
         }
@@ -148,17 +100,17 @@ static int conv_page(uint64_t gpa, bool to_private)
 static void test_burst_batched(void)
 {
         struct mc_lease_stats before, after;
-        struct vm_numbers n0, n1;
+        struct client_vm_numbers n0, n1;
 
         CU_ASSERT_FATAL(lease_active());
-        CU_ASSERT_FATAL(numbers("batch", &n0));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n0));
         mc_client_lease_stats(client, &before);
         for (unsigned i = 0; i < 200; i++)
                 CU_ASSERT_EQUAL(conv_page(0x100000 + (uint64_t) i * PAGE, true), MC_EXIT_RETRY);
         mc_client_lease_stats(client, &after);
         CU_ASSERT_EQUAL(after.leased, before.leased + 200);
         CU_ASSERT(wait_private("batch", n0.private_bytes + 200 * PAGE));
-        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n1));
         CU_ASSERT_EQUAL(n1.leased, n0.leased + 200);
         /* 200 reports in at most 128 per batch: 2 batches at least, and far fewer than 200. */
         CU_ASSERT(n1.batches >= n0.batches + 2);
@@ -169,14 +121,14 @@ static void test_burst_batched(void)
 /* One conversion, then nothing: the flusher sends it when due. */
 static void test_flusher_sends(void)
 {
-        struct vm_numbers n0, n1;
+        struct client_vm_numbers n0, n1;
         uint64_t t0;
 
         CU_ASSERT_FATAL(lease_active());
-        CU_ASSERT_FATAL(numbers("batch", &n0));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n0));
         t0 = now_ms();
         CU_ASSERT_EQUAL(conv_page(0x300000, true), MC_EXIT_RETRY);
-        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n1));
         /* Held for DELAY_MS: only a machine that stalled that long could see it already. */
         if (now_ms() - t0 < DELAY_MS / 2)
                 CU_ASSERT_EQUAL(n1.private_bytes, n0.private_bytes);
@@ -191,17 +143,17 @@ static void test_flusher_sends(void)
  */
 static void test_flushed_before_request(void)
 {
-        struct vm_numbers n0, n1;
+        struct client_vm_numbers n0, n1;
         unsigned a0;
 
         CU_ASSERT_FATAL(lease_active());
-        CU_ASSERT_FATAL(numbers("batch", &n0));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n0));
         CU_ASSERT_EQUAL(conv_page(0x310000, true), MC_EXIT_RETRY);
         a0 = __atomic_load_n(&applies, __ATOMIC_RELAXED);
         CU_ASSERT_EQUAL(conv_page(0x310000, false), MC_EXIT_RETRY);
         CU_ASSERT_EQUAL(__atomic_load_n(&applies, __ATOMIC_RELAXED), a0 + 1);  /* applied: not spurious */
         CU_ASSERT(wait_private("batch", n0.private_bytes));
-        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n1));
         CU_ASSERT_EQUAL(n1.spurious, n0.spurious);
         CU_ASSERT_EQUAL(n1.changes, n0.changes + 2);
 }
@@ -209,17 +161,17 @@ static void test_flushed_before_request(void)
 /* LeaseReportDelayUSec=0 after a reload: every report goes alone. */
 static void test_no_delay(void)
 {
-        struct vm_numbers n0, n1;
+        struct client_vm_numbers n0, n1;
 
         CU_ASSERT_FATAL(write_config(0));
         kill(daemon_pid, SIGHUP);
         CU_ASSERT(log_wait_count("Configuration reloaded", NULL, 1));
         CU_ASSERT_FATAL(lease_active());
-        CU_ASSERT_FATAL(numbers("batch", &n0));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n0));
         for (unsigned i = 0; i < 50; i++)
                 CU_ASSERT_EQUAL(conv_page(0x200000 + (uint64_t) i * PAGE, true), MC_EXIT_RETRY);
         CU_ASSERT(wait_private("batch", n0.private_bytes + 50 * PAGE));
-        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n1));
         CU_ASSERT_EQUAL(n1.leased, n0.leased + 50);
         CU_ASSERT_EQUAL(n1.batches, n0.batches);
         CU_ASSERT(write_config(DELAY_MS * 1000));
@@ -230,14 +182,14 @@ static void test_no_delay(void)
 /* Held reports go out before Detach: the detached VM's state has them. */
 static void test_flushed_before_detach(void)
 {
-        struct vm_numbers n0, n1;
+        struct client_vm_numbers n0, n1;
 
         CU_ASSERT_FATAL(lease_active());
-        CU_ASSERT_FATAL(numbers("batch", &n0));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n0));
         for (unsigned i = 0; i < 3; i++)
                 CU_ASSERT_EQUAL(conv_page(0x320000 + (uint64_t) i * PAGE, true), MC_EXIT_RETRY);
         CU_ASSERT_EQUAL(mc_client_detach(client), 0);
-        CU_ASSERT_FATAL(numbers("batch", &n1));
+        CU_ASSERT_FATAL(client_vm_numbers("batch", &n1));
         CU_ASSERT_EQUAL(n1.private_bytes, n0.private_bytes + 3 * PAGE);
         CU_ASSERT_EQUAL(n1.leased, n0.leased + 3);
 }

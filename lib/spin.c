@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spin.c - adaptive polling before blocking (see spin.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <time.h>
+
+#include "spin.h"
+
+uint64_t mc_spin_now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+void mc_spin_set_max(struct mc_spin *s, uint64_t max_ns)
+{
+        s->max_ns = max_ns;
+        if (s->cur_ns > max_ns)
+                s->cur_ns = max_ns;
+}
+
+uint64_t mc_spin_next(uint64_t cur_ns, uint64_t max_ns, uint64_t idle_ns)
+{
+        if (max_ns == 0 || idle_ns > max_ns)
+                return 0;
+        if (cur_ns == 0)
+                return MC_SPIN_START_NS < max_ns ? MC_SPIN_START_NS : max_ns;
+        if (idle_ns <= cur_ns)          /* cannot happen after a full window; keep it */
+                return cur_ns;
+        return cur_ns >= max_ns / 2 ? max_ns : cur_ns * 2;
+}
+
+bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata), void *userdata)
+{
+        uint64_t now = start;
+
+        if (s->cur_ns == 0)
+                return false;
+        for (bool gave_way = false;;) {
+                int r = ready(userdata);
+                uint64_t t;
+
+                now = mc_spin_now();
+                if (r != 0) {
+                        /* ready, or failing: the caller's next call will tell */
+                        s->hits++;
+                        s->spin_ns += now - start;
+                        /* a hit that took longer than the largest window (others ran
+                         * meanwhile) shrinks it, as a long sleep would */
+                        s->cur_ns = mc_spin_next(s->cur_ns, s->max_ns, now - start);
+                        return true;
+                }
+                /*
+                 * Other threads wanted this CPU (KVM stops halt-polling when
+                 * another task is runnable, too): they had their turn, this
+                 * was the look after it; now sleep rather than keep them waiting.
+                 */
+                if (gave_way || now - start >= s->cur_ns)
+                        break;
+                (void) sched_yield();   /* a peer on this CPU runs now, not after the window */
+                t = mc_spin_now();
+                gave_way = t - now >= MC_SPIN_YIELDED_NS;
+                now = t;
+        }
+        s->spin_ns += now - start;
+        return false;
+}
+
+static int fd_ready(void *userdata)
+{
+        struct pollfd p = { .fd = *(const int *) userdata, .events = POLLIN };
+        int r = poll(&p, 1, 0);
+
+        return r < 0 && errno == EINTR ? 0 : r;
+}
+
+bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start)
+{
+        return mc_spin_run(s, start, fd_ready, &fd);
+}
+
+void mc_spin_waited(struct mc_spin *s, uint64_t idle_ns)
+{
+        if (s->cur_ns)
+                s->misses++;
+        s->cur_ns = mc_spin_next(s->cur_ns, s->max_ns, idle_ns);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * spin.h - adaptive polling before blocking, as KVM's halt-polling does.
+ *
+ * A thread that is about to sleep until a descriptor becomes readable can
+ * first poll it for a short window. If the peer is running on another CPU
+ * and answers within the window, neither side pays for waking a halted CPU
+ * (on these machines 10-40 us, several times the work of a conversion).
+ * Each poll is followed by sched_yield(), so a peer that shares the CPU
+ * runs at once and polling never costs it its turn. A yield that let
+ * another thread run (it took MC_SPIN_YIELDED_NS or more) ends the polling
+ * after one more look: the CPU is contended, and threads that poll in
+ * turn would only delay the one that has the work to do.
+ *
+ * The window adapts to how long each wait took, polling included (KVM's
+ * grow/shrink rule):
+ *   - no longer than the window: it stays;
+ *   - longer, but within @max_ns: it doubles (from MC_SPIN_START_NS, also
+ *     when it was 0), up to @max_ns;
+ *   - longer than @max_ns: it drops to 0, so an idle daemon, a slow
+ *     answer or a CPU other threads keep busy costs no polling after the
+ *     first.
+ * With @max_ns 0 nothing ever polls.
+ *
+ * Not thread-safe: one struct per waiting thread, or under the caller's lock.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define MC_SPIN_START_NS 10000ULL       /* the first window after a short wait */
+#define MC_SPIN_YIELDED_NS 2000ULL     /* a sched_yield() this long let another thread run */
+#define MC_SPIN_MAX_USEC_LIMIT 1000000ULL /* the largest @max_ns a user may set, in us */
+
+struct mc_spin {
+        uint64_t max_ns;   /* the largest window; 0: never poll */
+        uint64_t cur_ns;   /* the window of the next wait */
+        uint64_t hits;     /* waits that ended while polling */
+        uint64_t misses;   /* waits that polled in vain, then blocked */
+        uint64_t spin_ns;  /* time spent polling, hits and misses */
+};
+
+/** mc_spin_now() - CLOCK_MONOTONIC in ns */
+uint64_t mc_spin_now(void);
+
+/** mc_spin_set_max() - change the largest window; the current one is clamped to it */
+void mc_spin_set_max(struct mc_spin *s, uint64_t max_ns);
+
+/**
+ * mc_spin_poll() - poll @fd for readability for up to the current window
+ * @start: mc_spin_now() when the wait began
+ *
+ * Return: true if @fd became readable (a hit, counted), false if the window
+ * passed or is 0 (the caller blocks, then calls mc_spin_waited()).
+ */
+bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start);
+
+/**
+ * mc_spin_run() - mc_spin_poll() with another test of readiness
+ * @ready: returns > 0 when ready, < 0 on failure (both end the polling, as
+ *         a hit), 0 to go on polling
+ */
+bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata), void *userdata);
+
+/**
+ * mc_spin_waited() - a wait that did not end while polling is over
+ * @idle_ns: how long the whole wait took, polling included
+ *
+ * Counts a miss if a window was polled, and grows or shrinks the window.
+ */
+void mc_spin_waited(struct mc_spin *s, uint64_t idle_ns);
+
+/**
+ * mc_spin_next() - the window after a wait of @idle_ns that polled @cur_ns
+ * in vain, with windows up to @max_ns (the rule above, without side effects)
+ */
+uint64_t mc_spin_next(uint64_t cur_ns, uint64_t max_ns, uint64_t idle_ns);
