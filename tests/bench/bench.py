@@ -5,14 +5,16 @@
 Everything is measured in this one run, on this machine, so every ratio compares numbers taken
 minutes apart under the same load:
 
-  floor       SOCK_SEQPACKET ping-pong between two processes (same core, cross core, free) and
-              the real KVM_EXIT_IO round trip of a two-instruction guest (memconv-bench);
+  floor       SOCK_SEQPACKET ping-pong between two processes (same core, cross core, free),
+              sleeping and polling before it sleeps (".polled"), and the real KVM_EXIT_IO round
+              trip of a two-instruction guest (memconv-bench);
   conversion  the same guests converting in the VMM as QEMU does ("inline", the baseline) and
               through a real memconvd + libmemconv, asking it for each conversion ("memconvd")
               and under a policy lease ("memconvd-lease": libmemconv applies at once and reports
               after; memconvd still records and discards), for 4 KiB / 64 KiB / 2 MiB, 1 and 2
               vCPUs, 1 and 16 VMs, explicit (MAP_GPA_RANGE) and implicit (memory fault), and the
-              daemon placed on the vCPU's core or the other one;
+              daemon placed on the vCPU's core or the other one; for 4 KiB with one VM and one
+              vCPU also with polling off ("memconvd-nopoll", for comparison);
   range map   lib/rangemap at 10^3..10^6 fragmented ranges against a per-page bitmap;
   journal     conversions/s and latency with the durable journal against --journal=no, when the
               daemon has a journal (else a "not yet measurable" row, never an invented number);
@@ -271,6 +273,14 @@ class Suite:
             self.raw += runs
             self.row(f"floor.seqpacket.{placement}", med(r["median"] for r in runs),
                      med(r["p99"] for r in runs), "us")
+            # The same with both sides polling before they sleep (memconvd(8), POLLING).
+            runs = []
+            for _ in range(self.a.runs):
+                runs += run_lines([self.bench, "pingpong", "--placement", placement,
+                                   "--iterations", str(self.a.scale(4000)), "--client-poll", "50"])
+            self.raw += runs
+            self.row(f"floor.seqpacket.{placement}.polled", med(r["median"] for r in runs),
+                     med(r["p99"] for r in runs), "us")
         log("floor: KVM_EXIT_IO round trip")
         for placement in ("free", "same"):
             runs = []
@@ -303,9 +313,13 @@ class Suite:
         return self.a.scale(base)
 
     def one_conversion_run(self, mode, kind, size, vcpus, vms, placement, label, daemon_extra=()):
+        bench_extra = []
+        if mode == "nopoll":
+            # memconvd and libmemconv without polling before they sleep, for comparison
+            mode, daemon_extra, bench_extra = "daemon", tuple(daemon_extra) + ("--poll=0",), ["--client-poll", "0"]
         cmd = [self.bench, "kvm", "--mode", mode, "--kind", kind, "--size", str(size),
                "--vcpus", str(vcpus), "--vms", str(vms), "--per-round", str(self.per_round(size, vms)),
-               "--rounds", "6", "--placement", placement, "--label", label]
+               "--rounds", "6", "--placement", placement, "--label", label] + bench_extra
         if mode == "inline":
             lines = run_lines(cmd)
             extra = {}
@@ -332,6 +346,8 @@ class Suite:
             label = f"conv.{kind}.{SIZES[size]}.{vms}vm.{vcpus}vcpu.{placement}"
             log(f"conversion: {label}")
             modes = ("inline", "daemon", "lease") if self.a.lease else ("inline", "daemon")
+            if kind == "explicit" and size == 4 * KIB and vms == 1 and vcpus == 1:
+                modes += ("nopoll",)
             res = {m: [] for m in modes}
             extras = {m: [] for m in modes}
             for _ in range(self.a.runs):
@@ -346,7 +362,8 @@ class Suite:
             # The targets: 4 KiB <= 1.3x and 2 MiB <= 0.2x through the daemon; under a
             # lease (the stretch) 4 KiB <= 1.0x. Both modes are held to the 2-vCPU throughput one.
             lat_target = {"daemon": {4 * KIB: 1.3, 2 * MIB: 0.2}.get(size),
-                          "lease": {4 * KIB: 1.0, 2 * MIB: 0.2}.get(size)}
+                          "lease": {4 * KIB: 1.0, 2 * MIB: 0.2}.get(size),
+                          "nopoll": None}
             base_lat = {}
             for metric, unit in (("latency", "us"), ("roundtrip", "us")):
                 base = f"{label}.inline.{metric}"
@@ -359,7 +376,7 @@ class Suite:
             base_cpu = f"{label}.inline.vmm_cpu"
             self.row(base_cpu, agg("inline", "throughput", "vmm_cpu_us_per_conv"), None, "us/conv")
             for mode in modes[1:]:
-                name = {"daemon": "memconvd", "lease": "memconvd-lease"}[mode]
+                name = {"daemon": "memconvd", "lease": "memconvd-lease", "nopoll": "memconvd-nopoll"}[mode]
                 for metric, unit in (("latency", "us"), ("roundtrip", "us")):
                     self.compare(f"{label}.{name}.{metric}", agg(mode, metric),
                                  agg(mode, metric, "p99"), unit, base_lat[metric], agg("inline", metric),
@@ -367,11 +384,21 @@ class Suite:
                                  to_private=agg(mode, metric, "median_to_private"),
                                  to_shared=agg(mode, metric, "median_to_shared"))
                 floor = next((r["median"] for r in self.rows if r["name"] == f"floor.seqpacket.{placement}"), None)
+                polled = next((r["median"] for r in self.rows
+                               if r["name"] == f"floor.seqpacket.{placement}.polled"), None)
                 if mode == "daemon" and size == 4 * KIB and floor is not None:
                     # Informational: the bare socket round trip of this placement, measured in this
-                    # run, against inline. An asked conversion cannot cost less than this.
+                    # run, against inline. An asked conversion cannot cost less than this; with
+                    # polling (the default) the polled round trip is the floor.
                     self.compare(f"{label}.{name}.seqpacket_floor", floor, None, "us", base_lat["latency"],
                                  agg("inline", "latency"))
+                    if polled is not None:
+                        self.compare(f"{label}.{name}.seqpacket_floor_polled", polled, None, "us",
+                                     base_lat["latency"], agg("inline", "latency"))
+                if mode == "nopoll":
+                    # Informational: polling's effect, in this run.
+                    self.compare(f"{label}.{name}.latency_vs_polling", agg(mode, "latency"), None, "us",
+                                 f"{label}.memconvd.latency", agg("daemon", "latency"))
                 self.compare(f"{label}.{name}.throughput", agg(mode, "throughput"), None, "conv/s",
                              base, agg("inline", "throughput"), 1.0 if vcpus == 2 else None, ">=")
                 self.compare(f"{label}.{name}.vmm_cpu", agg(mode, "throughput", "vmm_cpu_us_per_conv"),

@@ -51,11 +51,11 @@
  * and exit, what a guest timing its request would see).
  *
  * Usage:
- *   memconv-bench pingpong --placement same|cross|free [--iterations N]
+ *   memconv-bench pingpong --placement same|cross|free [--iterations N] [--client-poll USEC]
  *   memconv-bench kvm --mode floor|inline|daemon|lease [--socket PATH] [--size BYTES]
  *                 [--vcpus N] [--vms N] [--kind explicit|implicit]
  *                 [--per-round N] [--rounds N] [--placement same|free]
- *                 [--label TEXT]
+ *                 [--label TEXT] [--client-poll USEC]
  * Exit status: 0, 1 on failure, 77 when /dev/kvm is not usable.
  */
 #ifndef _GNU_SOURCE
@@ -65,7 +65,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -108,6 +110,7 @@ struct options {
         bool implicit;
         int vcpu_cpu; /* -1: not pinned */
         const char *label;
+        int client_poll_usec;   /* --client-poll: mc_client_set_poll(); -1: the library's default */
 };
 
 /*
@@ -121,6 +124,7 @@ struct shared {
         uint64_t round_start[MAX_VMS][MAX_VCPUS][MAX_ROUNDS];
         uint64_t round_end[MAX_VMS][MAX_VCPUS][MAX_ROUNDS];
         uint64_t vmm_cpu_ns[MAX_VMS];
+        uint64_t poll_hits[MAX_VMS], poll_misses[MAX_VMS], poll_us[MAX_VMS]; /* mc_client_poll_stats() */
         uint64_t samples[]; /* lat then rt, see sample_at() */
 };
 
@@ -156,6 +160,7 @@ static struct options opt = {
         .per_round = 500,
         .rounds = 4,
         .vcpu_cpu = -1,
+        .client_poll_usec = -1,
         .label = "",
 };
 
@@ -173,6 +178,26 @@ static uint64_t *sample_at(struct shared *sh, unsigned rt, unsigned vm, unsigned
 }
 
 /* ------------------------------------------------------------------ pingpong */
+
+/*
+ * pingpong_wait() - with --client-poll USEC, poll @fd for input up to USEC,
+ * yielding between polls, as libmemconv and memconvd do before they sleep
+ */
+static void pingpong_wait(int fd)
+{
+        uint64_t t0;
+
+        if (opt.client_poll_usec <= 0)
+                return;
+        t0 = bench_now_ns();
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+
+                if (poll(&p, 1, 0) != 0 || bench_now_ns() - t0 >= (uint64_t) opt.client_poll_usec * 1000)
+                        return;
+                sched_yield();
+        }
+}
 
 /**
  * cmd_pingpong() - SOCK_SEQPACKET round trips of 64 bytes between 2 processes
@@ -202,9 +227,12 @@ static int cmd_pingpong(const char *placement, unsigned iterations)
         if (pid == 0) {
                 close(sv[0]);
                 bench_pin(cpu_b);
-                while (read(sv[1], buf, sizeof(buf)) == (ssize_t) sizeof(buf))
-                        if (write(sv[1], buf, sizeof(buf)) != (ssize_t) sizeof(buf))
+                for (;;) {
+                        pingpong_wait(sv[1]);
+                        if (read(sv[1], buf, sizeof(buf)) != (ssize_t) sizeof(buf) ||
+                            write(sv[1], buf, sizeof(buf)) != (ssize_t) sizeof(buf))
                                 break;
+                }
                 _exit(0);
         }
         close(sv[1]);
@@ -218,16 +246,20 @@ static int cmd_pingpong(const char *placement, unsigned iterations)
         for (size_t i = 0; i < (size_t) rounds * iterations; i++) {
                 uint64_t t0 = bench_now_ns();
 
-                if (write(sv[0], buf, sizeof(buf)) != sizeof(buf) || read(sv[0], buf, sizeof(buf)) != sizeof(buf))
+                if (write(sv[0], buf, sizeof(buf)) != sizeof(buf))
+                        return perror("pingpong"), 1;
+                pingpong_wait(sv[0]);
+                if (read(sv[0], buf, sizeof(buf)) != sizeof(buf))
                         return perror("pingpong"), 1;
                 v[i] = bench_now_ns() - t0;
         }
         close(sv[0]);
         waitpid(pid, NULL, 0);
         bench_summary(v, rounds, iterations, &med, &p99);
-        printf("{\"name\": \"floor.seqpacket.%s\", \"unit\": \"us\", \"median\": %.3f, \"p99\": %.3f, "
+        printf("{\"name\": \"floor.seqpacket.%s%s\", \"unit\": \"us\", \"median\": %.3f, \"p99\": %.3f, "
                "\"samples\": %zu}\n",
-               placement, med / 1000.0, p99 / 1000.0, (size_t) rounds * iterations);
+               placement, opt.client_poll_usec > 0 ? ".polled" : "", med / 1000.0, p99 / 1000.0,
+               (size_t) rounds * iterations);
         free(v);
         return 0;
 }
@@ -385,6 +417,8 @@ static int vm_setup(struct vm *vm)
                 if (r < 0)
                         return r;
                 mc_client_set_apply(vm->client, apply_cb, vm);
+                if (opt.client_poll_usec >= 0 && mc_client_set_poll(vm->client, (unsigned) opt.client_poll_usec) < 0)
+                        return -EINVAL;
                 r = mc_client_attach(vm->client, &info, NULL);
                 if (r < 0)
                         return r;
@@ -611,6 +645,12 @@ static int vm_main(struct shared *sh, unsigned idx)
                 (uint64_t) ((ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1000000000ll +
                             (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) * 1000ll);
         if (vm.client) {
+                struct mc_poll_stats ps;
+
+                mc_client_poll_stats(vm.client, &ps);
+                sh->poll_hits[idx] = ps.hits;
+                sh->poll_misses[idx] = ps.misses;
+                sh->poll_us[idx] = ps.poll_usec;
                 mc_client_detach(vm.client);
                 mc_client_free(vm.client);
         }
@@ -631,6 +671,7 @@ static int cmd_kvm(void)
         pid_t pids[MAX_VMS];
         int status = 0;
         double cpu_ns = 0, med, p99, tmed;
+        uint64_t poll_hits = 0, poll_misses = 0, poll_us = 0;
         uint64_t tput_u[MAX_ROUNDS], total;
         unsigned npairs;
 
@@ -687,8 +728,12 @@ static int cmd_kvm(void)
                 }
                 tput_u[r] = (uint64_t) (2.0 * opt.vms * opt.vcpus * opt.per_round / ((double) busy / 1e9));
         }
-        for (unsigned m = 0; m < opt.vms; m++)
+        for (unsigned m = 0; m < opt.vms; m++) {
                 cpu_ns += (double) sh->vmm_cpu_ns[m];
+                poll_hits += sh->poll_hits[m];
+                poll_misses += sh->poll_misses[m];
+                poll_us += sh->poll_us[m];
+        }
         total = (uint64_t) opt.vms * opt.vcpus * opt.per_round * opt.rounds;
 
         for (unsigned k = 0; k < 2; k++) {
@@ -728,9 +773,11 @@ static int cmd_kvm(void)
         }
         tmed = (double) bench_quantile(tput_u, npairs, 0.5);
         printf("{\"name\": \"%s\", \"metric\": \"throughput\", \"mode\": \"%s\", \"unit\": \"conv/s\", "
-               "\"median\": %.1f, \"p99\": null, \"samples\": %u, \"conversions\": %llu, \"vmm_cpu_us_per_conv\": %.3f}\n",
+               "\"median\": %.1f, \"p99\": null, \"samples\": %u, \"conversions\": %llu, \"vmm_cpu_us_per_conv\": %.3f, "
+               "\"client_poll_hits\": %llu, \"client_poll_misses\": %llu, \"client_poll_us_per_conv\": %.3f}\n",
                opt.label, mode_names[opt.mode], tmed, npairs, (unsigned long long) total,
-               cpu_ns / (double) total / 1000.0);
+               cpu_ns / (double) total / 1000.0, (unsigned long long) poll_hits, (unsigned long long) poll_misses,
+               (double) poll_us / (double) total);
         return 0;
 }
 
@@ -742,7 +789,8 @@ int main(int argc, char **argv)
                 { "vms", required_argument, NULL, 'n' },      { "kind", required_argument, NULL, 'k' },
                 { "per-round", required_argument, NULL, 'p' }, { "rounds", required_argument, NULL, 'r' },
                 { "placement", required_argument, NULL, 'P' }, { "iterations", required_argument, NULL, 'i' },
-                { "label", required_argument, NULL, 'l' },     {}
+                { "label", required_argument, NULL, 'l' },     { "client-poll", required_argument, NULL, 'C' },
+                {}
         };
         const char *placement = "free";
         unsigned iterations = 20000;
@@ -769,6 +817,7 @@ int main(int argc, char **argv)
                 case 'P': placement = optarg; break;
                 case 'i': iterations = (unsigned) atoi(optarg); break;
                 case 'l': opt.label = optarg; break;
+                case 'C': opt.client_poll_usec = atoi(optarg); break;
                 default: return 1;
                 }
         }
