@@ -54,6 +54,7 @@ struct discarder {
         struct discard_job *inline_head, *inline_tail;
         uint64_t inline_bytes;     /* queued there in this loop iteration */
         sd_event_source *inline_run; /* defer: punch them at the end of the iteration */
+        unsigned outstanding;      /* handed to the workers, completion not yet run (loop thread only) */
         discard_done_fn done;
         void *userdata;
 };
@@ -178,6 +179,8 @@ static void discarder_drain(struct discarder *dc)
                 struct discard_job *job = list;
 
                 list = job->next;
+                if (dc->outstanding > 0)
+                        dc->outstanding--;
                 dc->done(job, dc->userdata);
         }
 }
@@ -292,12 +295,18 @@ void discarder_submit(struct discarder *dc, struct discard_job *job)
                 job_append(&dc->inline_head, &dc->inline_tail, job);
                 return;
         }
+        dc->outstanding++;
         pthread_mutex_lock(&dc->lock);
         job_append(&dc->queue_head, &dc->queue_tail, job);
         pthread_mutex_unlock(&dc->lock);
         /* The worker is woken at the end of this loop iteration, for every job queued in it. */
         if (sd_event_source_set_enabled(dc->kick, SD_EVENT_ONESHOT) < 0)
                 (void) discarder_on_kick(dc->kick, dc);
+}
+
+bool discarder_busy(const struct discarder *dc)
+{
+        return dc && dc->outstanding > 0;
 }
 
 struct discarder *discarder_free(struct discarder *dc)

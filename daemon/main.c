@@ -696,9 +696,13 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
  * When nothing is pending, the loop polls its epoll fd for the adaptive
  * window of lib/spin.h before it blocks: a VMM whose vCPU converts again
  * within the window finds memconvd awake, and no CPU has to be woken to
- * take its message. Only fd and timer events can arrive meanwhile (a
- * deferred source would have made sd_event_prepare() return > 0), and each
- * of those makes the epoll fd readable.
+ * take its message. It does not poll while discard workers have jobs: a
+ * worker sharing its core would get the core for a whole time slice at
+ * the first yield, and a message arriving meanwhile would wait for that
+ * slice instead of waking the loop at once. Only fd and timer events can
+ * arrive while it polls (a deferred source would have made
+ * sd_event_prepare() return > 0), and each of those makes the epoll fd
+ * readable.
  *
  * Return: the exit code given to sd_event_exit(), or a negative errno
  */
@@ -713,10 +717,11 @@ static int daemon_event_loop(struct daemon *d)
                 r = sd_event_prepare(d->event);
                 if (r == 0) {
                         uint64_t start = mc_spin_now();
-                        bool hit = mc_spin_poll(&d->spin, fd, start);
+                        bool may_poll = !discarder_busy(d->discarder);
+                        bool hit = may_poll && mc_spin_poll(&d->spin, fd, start);
 
                         r = sd_event_wait(d->event, hit ? 0 : UINT64_MAX);
-                        if (!hit)
+                        if (may_poll && !hit)
                                 mc_spin_waited(&d->spin, mc_spin_now() - start);
                 }
                 if (r > 0)

@@ -35,13 +35,29 @@ uint64_t mc_spin_next(uint64_t cur_ns, uint64_t max_ns, uint64_t idle_ns)
         return cur_ns >= max_ns / 2 ? max_ns : cur_ns * 2;
 }
 
+/* A yield that lasted a whole window: stop polling for the next few waits, more after each. */
+static void spin_penalty(struct mc_spin *s)
+{
+        s->backoff = s->backoff ? (s->backoff >= MC_SPIN_BACKOFF_MAX / 2 ? MC_SPIN_BACKOFF_MAX : s->backoff * 2) : 1;
+        s->skip = s->backoff;
+        s->cur_ns = 0;
+        s->penalties++;
+}
+
 bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata), void *userdata)
 {
+        bool gave_way = false, penalty = false;
         uint64_t now = start;
 
+        s->polled = false;
         if (s->cur_ns == 0)
                 return false;
-        for (bool gave_way = false;;) {
+        if (s->skip > 0) {
+                s->skip--;
+                return false;
+        }
+        s->polled = true;
+        for (;;) {
                 int r = ready(userdata);
                 uint64_t t;
 
@@ -50,9 +66,14 @@ bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata)
                         /* ready, or failing: the caller's next call will tell */
                         s->hits++;
                         s->spin_ns += now - start;
+                        s->polled = false;
                         /* a hit that took longer than the largest window (others ran
                          * meanwhile) shrinks it, as a long sleep would */
                         s->cur_ns = mc_spin_next(s->cur_ns, s->max_ns, now - start);
+                        if (penalty)
+                                spin_penalty(s);
+                        else if (!gave_way)
+                                s->backoff = 0;
                         return true;
                 }
                 /*
@@ -65,9 +86,15 @@ bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata)
                 (void) sched_yield();   /* a peer on this CPU runs now, not after the window */
                 t = mc_spin_now();
                 gave_way = t - now >= MC_SPIN_YIELDED_NS;
+                /* It ran for a whole window: a thread with work of its own, not a peer
+                 * answering. While it has the CPU, a wake-up would have preempted it for
+                 * us; a thread that yielded waits for its time slice to end. */
+                penalty = t - now >= s->max_ns;
                 now = t;
         }
         s->spin_ns += now - start;
+        if (penalty)
+                spin_penalty(s);
         return false;
 }
 
@@ -86,7 +113,8 @@ bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start)
 
 void mc_spin_waited(struct mc_spin *s, uint64_t idle_ns)
 {
-        if (s->cur_ns)
+        if (s->polled)
                 s->misses++;
+        s->polled = false;
         s->cur_ns = mc_spin_next(s->cur_ns, s->max_ns, idle_ns);
 }

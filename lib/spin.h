@@ -20,6 +20,13 @@
  *   - longer than @max_ns: it drops to 0, so an idle daemon, a slow
  *     answer or a CPU other threads keep busy costs no polling after the
  *     first.
+ * A yield that lasted @max_ns or more (a penalty) means a thread with work
+ * of its own shares the CPU, not a peer answering: while it runs, a thread
+ * that sleeps would be woken, and preempt it, the moment its answer came,
+ * but a thread that yielded waits for the other's time slice to end. So a
+ * penalty turns polling off for the next 1 wait, then 2, 4, ... up to
+ * MC_SPIN_BACKOFF_MAX while penalties recur; a hit without yielding to
+ * anyone resets that.
  * With @max_ns 0 nothing ever polls.
  *
  * Not thread-safe: one struct per waiting thread, or under the caller's lock.
@@ -30,14 +37,19 @@
 #include <stdint.h>
 
 #define MC_SPIN_START_NS 10000ULL       /* the first window after a short wait */
+#define MC_SPIN_BACKOFF_MAX 256U      /* the most waits a penalty skips */
 #define MC_SPIN_YIELDED_NS 2000ULL     /* a sched_yield() this long let another thread run */
 #define MC_SPIN_MAX_USEC_LIMIT 1000000ULL /* the largest @max_ns a user may set, in us */
 
 struct mc_spin {
         uint64_t max_ns;   /* the largest window; 0: never poll */
         uint64_t cur_ns;   /* the window of the next wait */
+        uint32_t skip;     /* waits left that do not poll (after a penalty) */
+        uint32_t backoff;  /* the last penalty's @skip; the next one doubles it */
+        bool polled;       /* the last mc_spin_poll() polled in vain */
         uint64_t hits;     /* waits that ended while polling */
         uint64_t misses;   /* waits that polled in vain, then blocked */
+        uint64_t penalties; /* yields that let another thread run for a whole window */
         uint64_t spin_ns;  /* time spent polling, hits and misses */
 };
 
