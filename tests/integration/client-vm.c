@@ -62,34 +62,9 @@ void client_vm_teardown(struct client_vm *v)
         unlink(v->conf_path);
 }
 
-/* client_vm_show() - the VM @name as `show` reports it, or NULL */
-static Memconv__AdminReply *client_vm_show(const char *name)
-{
-        Memconv__AdminRequest req = MEMCONV__ADMIN_REQUEST__INIT;
-        Memconv__ShowRequest sr = MEMCONV__SHOW_REQUEST__INIT;
-        Memconv__VmSelector sel = MEMCONV__VM_SELECTOR__INIT;
-        Memconv__AdminReply *r;
-        int s = admin_connect();
-
-        if (s < 0)
-                return NULL;
-        sel.spec = (char *) name;
-        sr.vm = &sel;
-        req.id = 1;
-        req.body_case = MEMCONV__ADMIN_REQUEST__BODY_SHOW;
-        req.show = &sr;
-        r = admin_call(s, &req);
-        close(s);
-        if (r && (r->body_case != MEMCONV__ADMIN_REPLY__BODY_SHOW || !r->show->vm || !r->show->vm->stats)) {
-                memconv__admin_reply__free_unpacked(r, NULL);
-                r = NULL;
-        }
-        return r;
-}
-
 bool client_vm_numbers(const char *name, struct client_vm_numbers *ret)
 {
-        Memconv__AdminReply *r = client_vm_show(name);
+        Memconv__AdminReply *r = admin_show(name);
 
         if (!r)
                 return false;
@@ -101,4 +76,32 @@ bool client_vm_numbers(const char *name, struct client_vm_numbers *ret)
                        r->show->vm->stats->implicit_to_private + r->show->vm->stats->implicit_to_shared;
         memconv__admin_reply__free_unpacked(r, NULL);
         return true;
+}
+
+unsigned client_vm_applies;
+
+int client_vm_count_apply(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
+{
+        __atomic_add_fetch(&client_vm_applies, 1, __ATOMIC_RELAXED);
+        return 0;
+}
+
+int client_vm_run(struct client_vm *v, const char *suite, const struct client_vm_test *tests, size_t n)
+{
+        unsigned failures;
+        CU_pSuite s;
+
+        if (CU_initialize_registry() != CUE_SUCCESS) {
+                client_vm_teardown(v);
+                return harness_finish(1);
+        }
+        s = CU_add_suite(suite, NULL, NULL);
+        for (size_t i = 0; s && i < n; i++)
+                CU_add_test(s, tests[i].name, tests[i].fn);
+        CU_basic_set_mode(CU_BRM_VERBOSE);
+        CU_basic_run_tests();
+        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed() + (s ? 0 : 1);
+        CU_cleanup_registry();
+        client_vm_teardown(v);
+        return harness_finish(failures);
 }

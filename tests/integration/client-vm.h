@@ -7,7 +7,10 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <CUnit/Basic.h>
 
 #include "memconv.h"
 
@@ -36,3 +39,19 @@ struct client_vm_numbers {
 
 /** client_vm_numbers() - the VM @name's figures as `show` reports them; false if memconvd did not answer */
 bool client_vm_numbers(const char *name, struct client_vm_numbers *ret);
+
+/* client_vm_count_apply() - an apply callback that only counts, in client_vm_applies */
+extern unsigned client_vm_applies;
+int client_vm_count_apply(void *userdata, uint64_t gpa, uint64_t size, bool to_private);
+
+struct client_vm_test {
+        const char *name;
+        CU_TestFunc fn;
+};
+
+/**
+ * client_vm_run() - run @tests as CUnit suite @suite, then tear @v down and
+ * stop the daemon
+ * Return: the exit status (harness_finish())
+ */
+int client_vm_run(struct client_vm *v, const char *suite, const struct client_vm_test *tests, size_t n);

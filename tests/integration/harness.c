@@ -550,6 +550,30 @@ Memconv__AdminReply *admin_call(int sock, const Memconv__AdminRequest *req)
         return (Memconv__AdminReply *) m;
 }
 
+Memconv__AdminReply *admin_show(const char *name)
+{
+        Memconv__AdminRequest req = MEMCONV__ADMIN_REQUEST__INIT;
+        Memconv__ShowRequest sr = MEMCONV__SHOW_REQUEST__INIT;
+        Memconv__VmSelector sel = MEMCONV__VM_SELECTOR__INIT;
+        Memconv__AdminReply *r;
+        int sock = admin_connect();
+
+        if (sock < 0)
+                return NULL;
+        sel.spec = (char *) name;
+        sr.vm = &sel;
+        req.id = 1;
+        req.body_case = MEMCONV__ADMIN_REQUEST__BODY_SHOW;
+        req.show = &sr;
+        r = admin_call(sock, &req);
+        safe_close(sock);
+        if (r && (r->body_case != MEMCONV__ADMIN_REPLY__BODY_SHOW || !r->show->vm || !r->show->vm->stats)) {
+                memconv__admin_reply__free_unpacked(r, NULL);
+                r = NULL;
+        }
+        return r;
+}
+
 long admin_vm_count(void)
 {
         Memconv__AdminRequest req = MEMCONV__ADMIN_REQUEST__INIT;

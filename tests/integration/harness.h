@@ -59,6 +59,9 @@ long daemon_rss_kb(void);
 int admin_connect(void);
 /* admin_call() - send @req (id set by the caller) and wait up to SETTLE_MS for its reply */
 Memconv__AdminReply *admin_call(int sock, const Memconv__AdminRequest *req);
+/* admin_show() - the VM @name as `show` reports it (its show->vm and ->stats set), owned by
+ * the caller; NULL when the daemon does not answer so */
+Memconv__AdminReply *admin_show(const char *name);
 /* admin_vm_count() - how many VMs `list` shows (-1 on error) */
 long admin_vm_count(void);
 

@@ -34,13 +34,6 @@
 
 static struct client_vm vm;
 static mc_client *client;
-static unsigned applies;
-
-static int apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
-{
-        __atomic_add_fetch(&applies, 1, __ATOMIC_RELAXED);
-        return 0;
-}
 
 static void config_text(char *buf, size_t size, unsigned delay_usec)
 {
@@ -149,9 +142,9 @@ static void test_flushed_before_request(void)
         CU_ASSERT_FATAL(lease_active());
         CU_ASSERT_FATAL(client_vm_numbers("batch", &n0));
         CU_ASSERT_EQUAL(conv_page(0x310000, true), MC_EXIT_RETRY);
-        a0 = __atomic_load_n(&applies, __ATOMIC_RELAXED);
+        a0 = __atomic_load_n(&client_vm_applies, __ATOMIC_RELAXED);
         CU_ASSERT_EQUAL(conv_page(0x310000, false), MC_EXIT_RETRY);
-        CU_ASSERT_EQUAL(__atomic_load_n(&applies, __ATOMIC_RELAXED), a0 + 1);  /* applied: not spurious */
+        CU_ASSERT_EQUAL(__atomic_load_n(&client_vm_applies, __ATOMIC_RELAXED), a0 + 1);  /* applied: not spurious */
         CU_ASSERT(wait_private("batch", n0.private_bytes));
         CU_ASSERT_FATAL(client_vm_numbers("batch", &n1));
         CU_ASSERT_EQUAL(n1.spurious, n0.spurious);
@@ -196,13 +189,18 @@ static void test_flushed_before_detach(void)
 
 int main(void)
 {
+        static const struct client_vm_test tests[] = {
+                { "a burst of reports goes in batches, all recorded", test_burst_batched },
+                { "a held report is sent when due by the flusher", test_flusher_sends },
+                { "held reports go before a request that depends on them", test_flushed_before_request },
+                { "LeaseReportDelayUSec=0: no batches", test_no_delay },
+                { "held reports go before Detach", test_flushed_before_detach },
+        };
         char conf[128];
-        unsigned failures;
-        CU_pSuite s;
         int r;
 
         config_text(conf, sizeof(conf), DELAY_MS * 1000);
-        r = client_vm_setup(&vm, conf, "batch", "batch-test-0001", RAM, apply_cb);
+        r = client_vm_setup(&vm, conf, "batch", "batch-test-0001", RAM, client_vm_count_apply);
         if (r != 0)
                 return r;
         client = vm.client;
@@ -211,19 +209,5 @@ int main(void)
                 client_vm_teardown(&vm);
                 return harness_finish(1);
         }
-
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        s = CU_add_suite("batch", NULL, NULL);
-        CU_add_test(s, "a burst of reports goes in batches, all recorded", test_burst_batched);
-        CU_add_test(s, "a held report is sent when due by the flusher", test_flusher_sends);
-        CU_add_test(s, "held reports go before a request that depends on them", test_flushed_before_request);
-        CU_add_test(s, "LeaseReportDelayUSec=0: no batches", test_no_delay);
-        CU_add_test(s, "held reports go before Detach", test_flushed_before_detach);
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        client_vm_teardown(&vm);
-        return harness_finish(failures);
+        return client_vm_run(&vm, "batch", tests, sizeof(tests) / sizeof(tests[0]));
 }

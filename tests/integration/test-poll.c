@@ -25,13 +25,7 @@
 
 static struct client_vm vm;
 static mc_client *client;
-static unsigned applies;
-
-static int apply_cb(void *userdata, uint64_t gpa, uint64_t size, bool to_private)
-{
-        __atomic_add_fetch(&applies, 1, __ATOMIC_RELAXED);
-        return 0;
-}
+#define applies __atomic_load_n(&client_vm_applies, __ATOMIC_RELAXED)
 
 /* convert_rounds() - ROUNDS pages to private and back, each asked of memconvd; the failures */
 static unsigned convert_rounds(void)
@@ -135,31 +129,16 @@ static void test_on(void)
 
 int main(void)
 {
-        static const struct {
-                const char *name;
-                CU_TestFunc fn;
-        } tests[] = {
+        static const struct client_vm_test tests[] = {
                 { "a bad window is refused and changes nothing", test_bad_window },
                 { "window 0: no polling, every conversion done", test_off },
                 { "with a window: the reader polls, every conversion done", test_on },
         };
-        unsigned failures;
-        CU_pSuite s;
         int r;
 
-        r = client_vm_setup(&vm, "[Daemon]\nPollUSec=50\n", "poll", "poll-test-000001", RAM, apply_cb);
+        r = client_vm_setup(&vm, "[Daemon]\nPollUSec=50\n", "poll", "poll-test-000001", RAM, client_vm_count_apply);
         if (r != 0)
                 return r;
         client = vm.client;
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        s = CU_add_suite("poll", NULL, NULL);
-        for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-                CU_add_test(s, tests[i].name, tests[i].fn);
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        client_vm_teardown(&vm);
-        return harness_finish(failures);
+        return client_vm_run(&vm, "poll", tests, sizeof(tests) / sizeof(tests[0]));
 }

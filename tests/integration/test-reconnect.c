@@ -352,9 +352,14 @@ static void test_refused_report_forgotten(void)
 
 int main(void)
 {
+        static const struct client_vm_test tests[] = {
+                { "an answered attach survives a crash", test_attach_durable },
+                { "a request waiting for its Decision stays tracked", test_pending_request_stays_tracked },
+                { "a decision being applied is re-sent", test_applying_decision_resent },
+                { "at most 256 ranges wait for memconvd under a lease", test_unsettled_bound },
+                { "a refused report under the lease is forgotten", test_refused_report_forgotten },
+        };
         struct client_vm vm;
-        unsigned failures;
-        CU_pSuite s;
         int r;
 
         /* A lease of 4 KiB: larger requests are asked, and tracked. */
@@ -364,20 +369,5 @@ int main(void)
                 return r;
         client = vm.client;
         mc_client_set_reconnect(client, 20000);
-
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        s = CU_add_suite("reconnect", NULL, NULL);
-        CU_add_test(s, "an answered attach survives a crash", test_attach_durable);
-        CU_add_test(s, "a request waiting for its Decision stays tracked", test_pending_request_stays_tracked);
-        CU_add_test(s, "a decision being applied is re-sent", test_applying_decision_resent);
-        CU_add_test(s, "at most 256 ranges wait for memconvd under a lease", test_unsettled_bound);
-        CU_add_test(s, "a refused report under the lease is forgotten", test_refused_report_forgotten);
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-
-        client_vm_teardown(&vm);
-        return harness_finish(failures);
+        return client_vm_run(&vm, "reconnect", tests, sizeof(tests) / sizeof(tests[0]));
 }
