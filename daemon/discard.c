@@ -179,6 +179,7 @@ static void discarder_drain(struct discarder *dc)
                 struct discard_job *job = list;
 
                 list = job->next;
+                /* Small jobs cancelled by discarder_free() come this way too, uncounted. */
                 if (dc->outstanding > 0)
                         dc->outstanding--;
                 dc->done(job, dc->userdata);
@@ -309,6 +310,19 @@ bool discarder_busy(const struct discarder *dc)
         return dc && dc->outstanding > 0;
 }
 
+/* jobs_cancel() - move every job of the FIFO @head/@tail to the done list, as -ECANCELED */
+static void jobs_cancel(struct discarder *dc, struct discard_job **head, struct discard_job **tail)
+{
+        while (*head) {
+                struct discard_job *job = *head;
+
+                *head = job->next;
+                job->error = -ECANCELED;
+                job_append(&dc->done_head, &dc->done_tail, job);
+        }
+        *tail = NULL;
+}
+
 struct discarder *discarder_free(struct discarder *dc)
 {
         if (!dc)
@@ -319,23 +333,9 @@ struct discarder *discarder_free(struct discarder *dc)
         pthread_mutex_unlock(&dc->lock);
         for (unsigned i = 0; i < dc->n_threads; i++)
                 pthread_join(dc->threads[i], NULL);
-        /* Workers are gone: whatever is still queued is cancelled. */
-        while (dc->inline_head) {
-                struct discard_job *job = dc->inline_head;
-
-                dc->inline_head = job->next;
-                job->error = -ECANCELED;
-                job_append(&dc->done_head, &dc->done_tail, job);
-        }
-        dc->inline_tail = NULL;
-        while (dc->queue_head) {
-                struct discard_job *job = dc->queue_head;
-
-                dc->queue_head = job->next;
-                job->error = -ECANCELED;
-                job_append(&dc->done_head, &dc->done_tail, job);
-        }
-        dc->queue_tail = NULL;
+        /* Workers are gone: whatever is still queued, on the loop's list or theirs, is cancelled. */
+        jobs_cancel(dc, &dc->inline_head, &dc->inline_tail);
+        jobs_cancel(dc, &dc->queue_head, &dc->queue_tail);
         discarder_drain(dc);
         sd_event_source_disable_unref(dc->kick);
         sd_event_source_disable_unref(dc->inline_run);

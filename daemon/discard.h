@@ -63,14 +63,14 @@ int discarder_new(sd_event *event, unsigned threads, discard_done_fn done, void 
 void discarder_submit(struct discarder *dc, struct discard_job *job);
 
 /**
- * discarder_free() - finish the jobs already running, cancel the queued ones
- * (their @done runs with -ECANCELED), stop the workers; accepts NULL
- */
-/**
  * discarder_busy() - whether the workers have jobs whose completion has not
  * run yet (called from the loop thread; the loop does not poll meanwhile, as
  * its yields would hand its core to a worker for a whole time slice)
  */
 bool discarder_busy(const struct discarder *dc);
 
+/**
+ * discarder_free() - finish the jobs already running, cancel the queued ones
+ * (their @done runs with -ECANCELED), stop the workers; accepts NULL
+ */
 struct discarder *discarder_free(struct discarder *dc);

@@ -150,9 +150,7 @@ static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MA
         if (!hit)
                 mc_spin_waited(&spin, mc_spin_now() - start);
         pthread_mutex_lock(&c->lock);
-        spin.max_ns = c->spin.max_ns;   /* mc_client_set_poll() may have run meanwhile */
-        if (spin.cur_ns > spin.max_ns)
-                spin.cur_ns = spin.max_ns;
+        mc_spin_set_max(&spin, c->spin.max_ns);   /* mc_client_set_poll() may have run meanwhile */
         c->spin = spin;
         return r;
 }

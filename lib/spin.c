@@ -44,7 +44,16 @@ static void spin_penalty(struct mc_spin *s)
         s->penalties++;
 }
 
-bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata), void *userdata)
+/* fd_ready() - > 0 readable (or hung up), < 0 failing, 0 not yet */
+static int fd_ready(int fd)
+{
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int r = poll(&p, 1, 0);
+
+        return r < 0 && errno == EINTR ? 0 : r;
+}
+
+bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start)
 {
         bool gave_way = false, penalty = false;
         uint64_t now = start;
@@ -58,7 +67,7 @@ bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata)
         }
         s->polled = true;
         for (;;) {
-                int r = ready(userdata);
+                int r = fd_ready(fd);
                 uint64_t t;
 
                 now = mc_spin_now();
@@ -96,19 +105,6 @@ bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata)
         if (penalty)
                 spin_penalty(s);
         return false;
-}
-
-static int fd_ready(void *userdata)
-{
-        struct pollfd p = { .fd = *(const int *) userdata, .events = POLLIN };
-        int r = poll(&p, 1, 0);
-
-        return r < 0 && errno == EINTR ? 0 : r;
-}
-
-bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start)
-{
-        return mc_spin_run(s, start, fd_ready, &fd);
 }
 
 void mc_spin_waited(struct mc_spin *s, uint64_t idle_ns)

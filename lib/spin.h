@@ -46,7 +46,7 @@ struct mc_spin {
         uint64_t cur_ns;   /* the window of the next wait */
         uint32_t skip;     /* waits left that do not poll (after a penalty) */
         uint32_t backoff;  /* the last penalty's @skip; the next one doubles it */
-        bool polled;       /* the last mc_spin_poll() polled in vain */
+        bool polled;       /* the last mc_spin_poll() polled in vain: mc_spin_waited() counts a miss */
         uint64_t hits;     /* waits that ended while polling */
         uint64_t misses;   /* waits that polled in vain, then blocked */
         uint64_t penalties; /* yields that let another thread run for a whole window */
@@ -63,17 +63,12 @@ void mc_spin_set_max(struct mc_spin *s, uint64_t max_ns);
  * mc_spin_poll() - poll @fd for readability for up to the current window
  * @start: mc_spin_now() when the wait began
  *
- * Return: true if @fd became readable (a hit, counted), false if the window
- * passed or is 0 (the caller blocks, then calls mc_spin_waited()).
+ * Return: true if @fd became readable, hung up or failed (a hit, counted:
+ * the caller's next call on @fd will tell which), false if the window passed,
+ * is 0 or is skipped after a penalty (the caller blocks, then calls
+ * mc_spin_waited()).
  */
 bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start);
-
-/**
- * mc_spin_run() - mc_spin_poll() with another test of readiness
- * @ready: returns > 0 when ready, < 0 on failure (both end the polling, as
- *         a hit), 0 to go on polling
- */
-bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata), void *userdata);
 
 /**
  * mc_spin_waited() - a wait that did not end while polling is over
@@ -84,7 +79,8 @@ bool mc_spin_run(struct mc_spin *s, uint64_t start, int (*ready)(void *userdata)
 void mc_spin_waited(struct mc_spin *s, uint64_t idle_ns);
 
 /**
- * mc_spin_next() - the window after a wait of @idle_ns that polled @cur_ns
- * in vain, with windows up to @max_ns (the rule above, without side effects)
+ * mc_spin_next() - the window after a wait of @idle_ns, polling included,
+ * with the window @cur_ns and windows up to @max_ns (the rule above, without
+ * side effects)
  */
 uint64_t mc_spin_next(uint64_t cur_ns, uint64_t max_ns, uint64_t idle_ns);

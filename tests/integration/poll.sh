@@ -58,10 +58,9 @@ rm -rf "$TESTDIR"
 
 # --------------------------------------------------------------- from the file; then reloads
 CONF=$(mktemp "${TMPDIR:-/tmp}/memconv-poll.XXXXXX")
-trap 'stop_daemon_quiet; rm -f "$CONF"' EXIT
 printf '[Daemon]\nPollUSec=100000\n' > "$CONF"
 start_daemon --config "$CONF"
-trap 'stop_daemon_quiet; rm -f "$CONF"' EXIT
+trap 'stop_daemon_quiet; rm -f "$CONF"' EXIT   # start_daemon set its own
 storm on
 read -r max win hits misses us conv <<<"$(polling)"
 echo "PollUSec=100000: window $win us, $hits hits, $misses misses, $us us polled, $conv conversions"
