@@ -318,6 +318,7 @@ static void gen_admin(void)
         Memconv__ForgetRequest fq = MEMCONV__FORGET_REQUEST__INIT;
         Memconv__Status st = MEMCONV__STATUS__INIT;
         Memconv__StatusReply sr = MEMCONV__STATUS_REPLY__INIT;
+        Memconv__LoopPolling lp = MEMCONV__LOOP_POLLING__INIT;
         Memconv__ConversionStats cs = MEMCONV__CONVERSION_STATS__INIT;
         Memconv__Histogram hi = MEMCONV__HISTOGRAM__INIT;
         Memconv__RegionInfo reg = MEMCONV__REGION_INFO__INIT;
@@ -402,6 +403,12 @@ static void gen_admin(void)
         sr.version = (char *) "0.1";
         sr.vmm_socket = (char *) "/run/memconvd/vmm.sock";
         sr.totals = &cs;
+        lp.max_usec = 50;
+        lp.window_usec = 20;
+        lp.hits = 1234;
+        lp.misses = 56;
+        lp.poll_usec = 26804;
+        sr.polling = &lp;
         REP("rep-status", status_reply, &sr, MEMCONV__ADMIN_REPLY__BODY_STATUS_REPLY);
         reg.slot = 1;
         reg.gpa = 0x100000000ULL;
