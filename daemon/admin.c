@@ -32,6 +32,8 @@
 #include "outq.h"
 #include "policy.h"
 #include "registry.h"
+#include "reqring.h"
+#include "session.h"
 #include "vm.h"
 
 #define ADMIN_OUTQ_MAX 256
@@ -307,6 +309,19 @@ static Memconv__VmInfo *vm_to_pb(struct arena *a, struct daemon *d, struct vm *v
                 lease_describe(vm, lease, sizeof(lease));
                 m->lease = lease[0] ? arena_strdup(a, lease) : (char *) "";
         }
+        {
+                struct reqring_stats rs;
+
+                if (vm->state == VM_ATTACHED && session_ring_stats(vm->session, &rs) &&
+                    (m->ring = arena_alloc(a, sizeof(*m->ring)))) {
+                        memconv__ring_info__init(m->ring);
+                        m->ring->entries = rs.entries;
+                        m->ring->replies = rs.replies;
+                        m->ring->socket_replies = rs.socket_replies;
+                        m->ring->kicks = rs.kicks;
+                        m->ring->stalls = rs.stalls;
+                }
+        }
         return m;
 }
 
@@ -384,6 +399,7 @@ static int handle_status(struct admin_conn *c, const Memconv__AdminRequest *req,
         m->polling->hits = d->spin.hits;
         m->polling->misses = d->spin.misses;
         m->polling->poll_usec = d->spin.spin_ns / 1000;
+        m->ring = d->config.ring;
         reply->body_case = MEMCONV__ADMIN_REPLY__BODY_STATUS_REPLY;
         reply->status_reply = m;
         return 0;

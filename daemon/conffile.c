@@ -274,6 +274,7 @@ static const struct config_item config_table[] = {
         { "Daemon", "DiscardThreads", parse_unsigned, CFG(discard_threads), 1, 64 },
         { "Daemon", "SummaryIntervalMSec", parse_msec, CFG(summary_interval_usec), 10, 3600000 },
         { "Daemon", "PollUSec", parse_u64, CFG(poll_usec), 0, MC_SPIN_MAX_USEC_LIMIT },
+        { "Daemon", "RequestRing", parse_bool, CFG(ring), 0, 0 },
         { "Daemon", "SystemCallFilter", parse_syscall_filter, CFG(syscall_filter), 0, 0 },
         { "Sockets", "VMMSocket", parse_string, CFG(vmm_socket_path), 0, 0 },
         { "Sockets", "AdminSocket", parse_string, CFG(admin_socket_path), 0, 0 },

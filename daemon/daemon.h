@@ -61,6 +61,7 @@ struct daemon_config {
         uint64_t lease_max_bytes;      /* largest conversion under a lease */
         uint64_t lease_report_delay_usec; /* reports may wait this long, to go in batches; 0: at once */
         uint64_t poll_usec;            /* the event loop polls up to this long before it sleeps */
+        bool ring;                     /* VMMs may set up request rings (reqring.h) */
 };
 
 struct daemon {

@@ -179,6 +179,8 @@ static void help(void)
                "     --summary-interval=MS   Conversion summary interval in ms (default 1000)\n"
                "     --poll=USEC             Poll for the next message up to USEC us before sleeping,\n"
                "                             adapting to the traffic (0..1000000, default %d; 0: never)\n"
+               "     --request-ring=BOOL     Let VMMs pass conversion requests in shared memory\n"
+               "                             (default yes)\n"
                "     --system-call-filter=MODE\n"
                "                             yes (default): a system call outside the allow-list\n"
                "                             kills the daemon; log: it is logged; no: no filter\n",
@@ -208,7 +210,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
         enum { ARG_VERSION = 0x100, ARG_CONFIG, ARG_VMM_GROUP, ARG_ADMIN_SOCKET, ARG_ADMIN_GROUP, ARG_STATE_DIR,
                ARG_JOURNAL, ARG_JOURNAL_COMPACT, ARG_HISTORY_RECORDS, ARG_DISCARD_THREADS, ARG_LOG_LEVEL, ARG_LOG_TARGET,
                ARG_SUMMARY, ARG_SYSCALL_FILTER, ARG_LEASES, ARG_JOURNAL_COMMIT_INTERVAL,
-               ARG_LEASE_REPORT_DELAY, ARG_POLL };
+               ARG_LEASE_REPORT_DELAY, ARG_POLL, ARG_REQUEST_RING };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -230,6 +232,7 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                 { "leases", required_argument, NULL, ARG_LEASES },
                 { "lease-report-delay", required_argument, NULL, ARG_LEASE_REPORT_DELAY },
                 { "poll", required_argument, NULL, ARG_POLL },
+                { "request-ring", required_argument, NULL, ARG_REQUEST_RING },
                 {}
         };
         int c;
@@ -276,8 +279,9 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 return -ENOMEM;
                         break;
                 case ARG_JOURNAL:
-                case ARG_LEASES: {
-                        bool *dest = c == ARG_JOURNAL ? &cfg->journal : &cfg->leases;
+                case ARG_LEASES:
+                case ARG_REQUEST_RING: {
+                        bool *dest = c == ARG_JOURNAL ? &cfg->journal : c == ARG_LEASES ? &cfg->leases : &cfg->ring;
 
                         if (strcmp(optarg, "yes") == 0 || strcmp(optarg, "true") == 0 || strcmp(optarg, "1") == 0)
                                 *dest = true;
@@ -285,7 +289,8 @@ static int parse_argv(int argc, char *argv[], struct daemon_config *cfg)
                                 *dest = false;
                         else {
                                 fprintf(stderr, "memconvd: --%s takes yes or no, not '%s'\n",
-                                        c == ARG_JOURNAL ? "journal" : "leases", optarg);
+                                        c == ARG_JOURNAL ? "journal" : c == ARG_LEASES ? "leases" : "request-ring",
+                                        optarg);
                                 return -EINVAL;
                         }
                         break;
@@ -574,6 +579,7 @@ static int daemon_config_read(int argc, char *argv[], struct daemon_config *cfg)
                 .lease_max_bytes = DEFAULT_LEASE_MAX_BYTES,
                 .lease_report_delay_usec = DEFAULT_LEASE_REPORT_DELAY_USEC,
                 .poll_usec = DEFAULT_POLL_USEC,
+                .ring = true,
         };
         cfg->config_file = strdup(path ? path : DEFAULT_CONFIG);
         if (!cfg->config_file)
@@ -676,6 +682,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         d->config.lease_report_delay_usec = cfg.lease_report_delay_usec;
         d->config.poll_usec = cfg.poll_usec;
         mc_spin_set_max(&d->spin, cfg.poll_usec * 1000);
+        d->config.ring = cfg.ring;  /* rings set up already stay */
         /* The chain, its settings or the lease settings may have changed: grant anew. */
         lease_revoke_all(d, "the configuration was reloaded");
         persist_set_compact(d->persist, cfg.journal_compact);
@@ -704,6 +711,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
  * sd_event_prepare() return > 0), and each of those makes the epoll fd
  * readable.
  *
+ * VMMs' request rings (reqring.h) are read after every wake-up, and the
+ * polling ends when one holds an entry. Before it blocks, the loop sets
+ * each ring's daemon_sleeping flag and looks at the rings once more, so a
+ * VMM either sees the flag and sends RingKick, or its entry is found.
+ *
  * Return: the exit code given to sd_event_exit(), or a negative errno
  */
 static int daemon_event_loop(struct daemon *d)
@@ -718,9 +730,18 @@ static int daemon_event_loop(struct daemon *d)
                 if (r == 0) {
                         uint64_t start = mc_spin_now();
                         bool may_poll = !discarder_busy(d->discarder);
-                        bool hit = may_poll && mc_spin_poll(&d->spin, fd, start);
+                        bool hit = may_poll && mc_spin_poll_ready(&d->spin, fd, sessions_ring_pending_cb, d, start);
+                        bool ring_work = false;
 
-                        r = sd_event_wait(d->event, hit ? 0 : UINT64_MAX);
+                        if (!hit) {
+                                /* Tell the rings' VMMs to kick us, then look once more: an entry
+                                 * queued before they could see the flag is found here. */
+                                sessions_ring_sleeping(d, true);
+                                ring_work = sessions_ring_pending(d);
+                        }
+                        r = sd_event_wait(d->event, hit || ring_work ? 0 : UINT64_MAX);
+                        if (!hit)
+                                sessions_ring_sleeping(d, false);
                         if (may_poll && !hit)
                                 mc_spin_waited(&d->spin, mc_spin_now() - start);
                 }
@@ -728,6 +749,8 @@ static int daemon_event_loop(struct daemon *d)
                         r = sd_event_dispatch(d->event);
                 if (r < 0)
                         return r;
+                if (sd_event_get_state(d->event) != SD_EVENT_FINISHED)
+                        sessions_ring_run(d);
         }
         r = sd_event_get_exit_code(d->event, &code);
         return r < 0 ? r : code;

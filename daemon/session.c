@@ -31,6 +31,8 @@
 #include "persist.h"
 #include "policy.h"
 #include "registry.h"
+#include "reqring.h"
+#include "ring.h"
 #include "session.h"
 #include "vm.h"
 
@@ -50,6 +52,9 @@ struct session {
         struct vm *vm;               /* attached VM, owned by the registry */
         struct outq outq;            /* answers the socket had no room for */
         unsigned protocol_errors;
+        struct reqring *ring;        /* the VMM's request ring, if it set one up */
+        uint64_t received;           /* datagrams received (orders ring entries after them) */
+        uint64_t sent;               /* datagrams sent or queued, plus queue flushes (the ring's sock_out) */
 };
 
 /**
@@ -71,6 +76,8 @@ static int session_send(struct session *s, const Memconv__Message *m)
         if (s->broken)
                 return -ECONNRESET;
         r = outq_send(&s->outq, s->fd, &m->base);
+        if (r >= 0 && s->ring)
+                reqring_sock_out(s->ring, ++s->sent);  /* the client reads its socket when it sees this */
         if (r == -ENOBUFS)
                 log_warning("VMM pid %d does not read its answers; disconnecting", (int) s->cred.pid);
         if (r < 0 && r != -EMSGSIZE) {
@@ -126,6 +133,8 @@ int session_send_decision(struct session *s, uint64_t id, const struct mc_msg_er
         m.id = id;
         m.body_case = MEMCONV__MESSAGE__BODY_DECISION;
         m.decision = &d;
+        if (s->ring && !s->broken && reqring_reply(s->ring, id, &m.base))
+                return 0;
         return session_send(s, &m);
 }
 
@@ -428,6 +437,32 @@ void session_vm_detached(struct session *s)
                 return;
         vm_detach(s->vm, "the VMM detached");
         s->vm = NULL;
+        s->ring = reqring_free(s->ring);  /* a ring serves one attached VM */
+}
+
+static int handle_ring_setup(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        struct mc_msg_error e;
+
+        if (!s->daemon->config.ring)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_PERMISSION_DENIED, -EPERM,
+                                      "ring-setup: request rings are turned off here (RequestRing=no)");
+        if (s->ring)
+                return session_refuse(s, m, MEMCONV__CODE__CODE_EXISTS, -EEXIST,
+                                      "ring-setup: this connection has a request ring already");
+        if (reqring_new(fds[0], &s->ring, &e) < 0)
+                return session_reply_error(s, m, &e);
+        reqring_sock_out(s->ring, s->sent);
+        log_debug("VMM pid %d: VM %s uses a request ring", (int) s->cred.pid, s->vm->name);
+        return session_send_ok(s, m->id);
+}
+
+static int handle_ring_kick(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
+{
+        /* Nothing to answer: the loop reads every ring after each wake-up. */
+        if (s->ring)
+                reqring_kicked(s->ring);
+        return 0;
 }
 
 static int handle_register_region(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)
@@ -633,6 +668,8 @@ static const struct handler handlers[] = {
         { MEMCONV__MESSAGE__BODY_LEASED_APPLIED, true, handle_leased_applied },
         { MEMCONV__MESSAGE__BODY_LEASED_BATCH, true, handle_leased_batch },
         { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, true, handle_lease_returned },
+        { MEMCONV__MESSAGE__BODY_RING_SETUP, true, handle_ring_setup },
+        { MEMCONV__MESSAGE__BODY_RING_KICK, false, handle_ring_kick },
 };
 
 /**
@@ -742,6 +779,8 @@ static int session_frame_error(struct session *s, const Memconv__Message *m, int
         return session_protocol_error(s, m, &e);
 }
 
+static void session_ring_take(struct session *s, unsigned budget);
+
 static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
         struct session *s = userdata;
@@ -749,6 +788,8 @@ static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *u
         if (revents & EPOLLOUT) {
                 if (outq_flush(&s->outq, s->fd) < 0)
                         s->broken = true;
+                else if (s->ring)
+                        reqring_sock_out(s->ring, ++s->sent);  /* queued answers went out */
                 session_update_events(s);
         }
 
@@ -761,6 +802,19 @@ static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *u
                 r = mc_frame_recv_salvage(s->fd, MSG_DONTWAIT, &m, fds, &n_fds);
                 if (r == -EAGAIN)
                         break;
+                /* Entries the VMM queued before it sent this datagram go first; an entry
+                 * names the datagrams sent before it, so the two streams merge in the
+                 * order each VMM thread sent them. */
+                if (s->ring && r != -ECONNRESET) {
+                        session_ring_take(s, MC_RING_ENTRIES);
+                        if (s->broken) {
+                                mc_frame_close_fds(fds, n_fds);
+                                if (m)
+                                        memconv__message__free_unpacked(m, NULL);
+                                break;
+                        }
+                }
+                s->received++;
                 if (r == -EMSGSIZE || r == -EBADMSG || r == -ETOOMANYREFS || r == -EMFILE) {
                         if (session_frame_error(s, m, r) < 0)
                                 s->broken = true;
@@ -796,6 +850,7 @@ void session_free(struct session *s)
                 vm_detach(s->vm, "the VMM disconnected");
         }
         outq_clear(&s->outq);
+        reqring_free(s->ring);
         LIST_REMOVE(s, link);
         sd_event_source_disable_unref(s->source);
         safe_close(s->fd);
@@ -869,4 +924,91 @@ int session_on_listen(sd_event_source *src, int listen_fd, uint32_t revents, voi
                 d->sessions_total++;
                 log_debug("VMM connected: pid %d uid %u", (int) s->cred.pid, (unsigned) s->cred.uid);
         }
+}
+
+bool sessions_ring_pending(struct daemon *d)
+{
+        struct session *s;
+
+        LIST_FOREACH(s, &d->sessions, link)
+                if (s->ring && !s->broken && reqring_pending(s->ring, s->received))
+                        return true;
+        return false;
+}
+
+bool sessions_ring_pending_cb(void *userdata)
+{
+        return sessions_ring_pending(userdata);
+}
+
+void sessions_ring_sleeping(struct daemon *d, bool sleeping)
+{
+        struct session *s;
+
+        LIST_FOREACH(s, &d->sessions, link)
+                if (s->ring)
+                        reqring_sleeping(s->ring, sleeping);
+}
+
+/**
+ * session_ring_take() - handle up to @budget entries of @s's ring that the
+ * VMM queued before its socket datagram number @s->received + 1; a broken
+ * ring marks the session broken
+ */
+static void session_ring_take(struct session *s, unsigned budget)
+{
+        for (unsigned i = 0; i < budget && s->ring && !s->broken; i++) {
+                Memconv__Message *m = NULL;
+                struct mc_msg_error e;
+                int r;
+
+                r = reqring_take(s->ring, s->received, &m, &e);
+                if (r == 0)
+                        break;
+                if (r < 0) {
+                        s->daemon->protocol_errors++;
+                        log_warning("VMM pid %d broke its request ring (%s); disconnecting", (int) s->cred.pid,
+                                    e.text);
+                        (void) session_send_error(s, 0, &e);
+                        s->broken = true;
+                        break;
+                }
+                if (session_dispatch(s, m, NULL, 0) < 0)
+                        s->broken = true;
+                memconv__message__free_unpacked(m, NULL);
+        }
+}
+
+/**
+ * session_ring_run() - handle what @s's ring holds, up to the receive budget
+ * Return: false if the session ended
+ */
+static bool session_ring_run(struct session *s)
+{
+        session_ring_take(s, SESSION_RECV_BUDGET);
+        if (s->broken) {
+                (void) outq_flush(&s->outq, s->fd);
+                session_free(s);
+                return false;
+        }
+        return true;
+}
+
+void sessions_ring_run(struct daemon *d)
+{
+        struct session *s, *next;
+
+        for (s = LIST_FIRST(&d->sessions); s; s = next) {
+                next = LIST_NEXT(s, link);
+                if (s->ring && reqring_pending(s->ring, s->received))
+                        (void) session_ring_run(s);
+        }
+}
+
+bool session_ring_stats(const struct session *s, struct reqring_stats *ret)
+{
+        if (!s || !s->ring)
+                return false;
+        reqring_get_stats(s->ring, ret);
+        return true;
 }

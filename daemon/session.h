@@ -60,3 +60,28 @@ int session_send_ok(struct session *s, uint64_t id);
 
 int session_send_decision(struct session *s, uint64_t id, const struct mc_msg_error *err, int action,
                           bool to_private, const struct mc_plan *plan, uint64_t decision_id);
+
+struct daemon;
+struct reqring_stats;
+
+/** sessions_ring_pending() - whether any VMM's request ring holds an entry that can be handled now */
+bool sessions_ring_pending(struct daemon *d);
+
+/** sessions_ring_pending_cb() - sessions_ring_pending() for mc_spin_poll_ready() (@userdata: the daemon) */
+bool sessions_ring_pending_cb(void *userdata);
+
+/**
+ * sessions_ring_sleeping() - tell every ring's VMM that the loop is about
+ * to block (true: a VMM that queues an entry then sends RingKick) or is
+ * awake again (false)
+ */
+void sessions_ring_sleeping(struct daemon *d, bool sleeping);
+
+/**
+ * sessions_ring_run() - handle the entries of every request ring, each
+ * session up to its receive budget; a session whose ring is broken ends
+ */
+void sessions_ring_run(struct daemon *d);
+
+/** session_ring_stats() - the counters of @s's ring; Return: false if it has none */
+bool session_ring_stats(const struct session *s, struct reqring_stats *ret);

@@ -12,6 +12,7 @@
 
 #include "memconv.h"
 #include "memconv.pb-c.h"
+#include "ring.h"
 #include "spin.h"
 
 #define MC_RECONNECT_DEFAULT_MS 30000
@@ -90,8 +91,21 @@ struct mc_lease_state {
         pthread_cond_t flush_cond;          /* CLOCK_MONOTONIC */
 };
 
+/* A request waiting in the ring for its answer (client-ring.c). */
+struct mc_ring_client;
+struct mc_ring_call {
+        struct mc_ring_client *ring;  /* referenced until client_ring_done() */
+        unsigned slot;
+        uint64_t id;
+        bool kick;                    /* memconvd sleeps: send RingKick */
+        bool hit;                     /* the answer came while polling */
+        uint64_t start;
+        struct mc_spin spin, spin_before; /* the window used, and as it was (to merge counters) */
+};
+
 struct mc_client {
         int sock;                 /* owned */
+        _Atomic uint64_t sock_sent; /* datagrams sent on @sock (orders ring entries after them) */
         pthread_mutex_t lock;     /* protects everything below */
         bool reading;             /* a thread is inside recv */
         int dead;                 /* 0, or the -errno that killed the connection */
@@ -115,6 +129,7 @@ struct mc_client {
         struct mc_applied_rec *unacked_tail;
         size_t n_unacked;
         unsigned generation;             /* bumped by every successful reconnect */
+        uint64_t recover_sent;           /* datagrams the handshake sent on the new socket */
         bool reconnecting;
         int recover_error;               /* 0, or why reconnecting failed for good */
         pthread_cond_t reconnected;
@@ -129,6 +144,12 @@ struct mc_client {
         /* The reader's polling for an answer before it sleeps (spin.h); used by the
          * thread that is reading, set and read under @lock. */
         struct mc_spin spin;
+
+        /* The request ring of this connection (client-ring.c); under @lock. */
+        struct mc_ring_client *ring;
+        bool ring_wanted;
+        int ring_error;
+        struct mc_ring_stats ring_stats;
 };
 
 
@@ -139,6 +160,60 @@ int client_status_errno(const Memconv__Status *s);
 void client_fail(mc_client *c, int error);
 void client_dispatch(mc_client *c, Memconv__Message *m);
 int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fds, size_t n_fds);
+
+/**
+ * client_sock_send() - send @msg on the socket, counted for the ring's ordering
+ * Return: as mc_frame_send()
+ */
+int client_sock_send(mc_client *c, const Memconv__Message *msg, const int *fds, size_t n_fds);
+
+/**
+ * client_drain() - handle whatever memconvd sent, without blocking, unless
+ * another thread is reading (@c locked; the lock is dropped while reading)
+ * Return: messages handled, or negative errno
+ */
+int client_drain(mc_client *c);
+
+/** client_spin_merge() - fold a waiter's copy of the polling state back into @c (@c locked) */
+void client_spin_merge(mc_client *c, const struct mc_spin *before, const struct mc_spin *after);
+
+/* client-ring.c */
+
+/**
+ * client_ring_setup() - create a ring and pass it to memconvd (@c unlocked)
+ * Return: 0, or the negative errno of the failure or refusal (the client
+ * then carries on without a ring)
+ */
+int client_ring_setup(mc_client *c);
+
+/** client_ring_drop() - stop using the ring (@c locked): the connection ended, or the VMM asked */
+void client_ring_drop(mc_client *c);
+
+/**
+ * client_ring_request() - queue request @msg (its id set) with a reply slot (@c locked)
+ * Return: 1 queued (@call filled: call client_ring_wait() unlocked, then
+ * client_ring_done() locked), 0 not (no ring, no free slot, no room, too
+ * large: send it on the socket)
+ */
+int client_ring_request(mc_client *c, const Memconv__Message *msg, struct mc_ring_call *call);
+
+/**
+ * client_ring_wait() - poll the reply slot (@c unlocked)
+ * Return: 1 with the answer in @ret; 0: it comes on the socket (the
+ * window passed, the answer was too large, or the ring died); -EPROTO: the
+ * slot held garbage
+ */
+int client_ring_wait(mc_client *c, struct mc_ring_call *call, Memconv__Message **ret);
+
+/** client_ring_done() - release the slot and the ring reference; read the socket if memconvd wrote to it (@c locked) */
+void client_ring_done(mc_client *c, struct mc_ring_call *call, bool answered_in_slot);
+
+/**
+ * client_ring_send_async() - queue @msg (no answer awaited) (@c locked;
+ * unlocked briefly to send a RingKick)
+ * Return: true if queued, false if it must go on the socket
+ */
+bool client_ring_send_async(mc_client *c, const Memconv__Message *msg);
 
 /* client-lease.c */
 

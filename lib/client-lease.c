@@ -115,7 +115,7 @@ void client_lease_free(mc_client *c)
  */
 static void lease_send(mc_client *c, const Memconv__Message *msg)
 {
-        int r = mc_frame_send(c->sock, msg, NULL, 0);
+        int r = client_sock_send(c, msg, NULL, 0);
 
         if (r < 0)
                 client_fail(c, r);
@@ -399,46 +399,6 @@ bool client_lease_message(mc_client *c, const Memconv__Message *m)
 }
 
 /**
- * lease_drain() - handle whatever memconvd sent, without blocking, unless
- * another thread is reading (@c locked; the lock is dropped while reading)
- * Return: messages handled, or negative errno
- */
-static int lease_drain(mc_client *c)
-{
-        int handled = 0;
-
-        while (!c->reading && !c->dead) {
-                Memconv__Message *m = NULL;
-                int rfds[MC_FRAME_MAX_FDS];
-                size_t n = 0;
-                int r;
-
-                c->reading = true;
-                pthread_mutex_unlock(&c->lock);
-                r = mc_frame_recv(c->sock, MSG_DONTWAIT, &m, rfds, &n);
-                if (r >= 0)
-                        mc_frame_close_fds(rfds, n); /* the daemon sends none */
-                pthread_mutex_lock(&c->lock);
-                c->reading = false;
-                if (r == -EAGAIN || r == -EWOULDBLOCK)
-                        break;
-                if (r < 0) {
-                        client_fail(c, r == -EMSGSIZE || r == -EBADMSG ? -EPROTO : r);
-                        return r;
-                }
-                client_dispatch(c, m);
-                handled++;
-        }
-        /* A waiter may have been woken while we read: let it read now. */
-        for (struct mc_waiter *w = c->waiters; w; w = w->next)
-                if (!w->done) {
-                        pthread_cond_signal(&w->cond);
-                        break;
-                }
-        return c->dead ? c->dead : handled;
-}
-
-/**
  * lease_tokens() - take the bucket tokens for @size bytes (@c locked)
  * Return: true if the buckets allowed it
  */
@@ -517,7 +477,7 @@ int client_lease_try(mc_client *c, uint32_t vcpu, uint64_t gpa, uint64_t size, b
             busy_overlaps(c, gpa, gpa + size)) {
                 /* Settled notices may be waiting in the socket. */
                 l->since_drain = 0;
-                (void) lease_drain(c);
+                (void) client_drain(c);
                 /* memconvd is behind with its discards: ask it, and wait, until it catches up. */
                 if (!lease_covers(c, gpa, size, implicit) || l->n_busy >= LEASE_MAX_UNSETTLED ||
                     busy_overlaps(c, gpa, gpa + size))
@@ -681,7 +641,7 @@ _public_ int mc_client_dispatch(mc_client *c)
                 return -EINVAL;
         pthread_mutex_lock(&c->lock);
         client_lease_flush(c);
-        r = lease_drain(c);
+        r = client_drain(c);
         pthread_mutex_unlock(&c->lock);
         return r;
 }

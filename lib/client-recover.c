@@ -210,6 +210,7 @@ static int recover_call(mc_client *c, int fd, Memconv__Message *msg, const int *
 
         pthread_mutex_lock(&c->lock);
         msg->id = ++c->next_id;
+        c->recover_sent++;       /* the new connection's count, for the request ring's ordering */
         pthread_mutex_unlock(&c->lock);
         r = mc_frame_send(fd, msg, fds, n_fds);
         if (r < 0)
@@ -487,6 +488,9 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
         for (;;) {
                 uint64_t elapsed;
 
+                pthread_mutex_lock(&c->lock);
+                c->recover_sent = 0;  /* each attempt is a new connection */
+                pthread_mutex_unlock(&c->lock);
                 r = recover_handshake(c, &fd);
                 if (r >= 0 || r == -ESTALE || r == -EPROTO)
                         break;
@@ -504,6 +508,7 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
         if (r >= 0) {
                 safe_close(c->sock);
                 c->sock = fd;
+                atomic_store(&c->sock_sent, c->recover_sent);  /* the new daemon counts from its accept */
                 c->dead = 0;
                 c->reading = false;
                 c->reconnects++;
@@ -515,6 +520,8 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
         c->reconnecting = false;
         pthread_cond_broadcast(&c->reconnected);
         pthread_mutex_unlock(&c->lock);
+        if (r >= 0 && c->ring_wanted)
+                (void) client_ring_setup(c);  /* a ring is per connection */
         return r;
 }
 

@@ -60,6 +60,7 @@ void client_fail(mc_client *c, int error)
 {
         if (!c->dead)
                 c->dead = error;
+        client_ring_drop(c);  /* it belongs to the connection */
         for (struct mc_waiter *w = c->waiters; w; w = w->next)
                 if (!w->done) {
                         w->error = c->dead;
@@ -136,9 +137,59 @@ static void client_unlink(mc_client *c, struct mc_waiter *w)
  *
  * Return: as mc_frame_recv()
  */
+void client_spin_merge(mc_client *c, const struct mc_spin *before, const struct mc_spin *after)
+{
+        /* Counters by difference: other threads may have polled meanwhile. */
+        c->spin.hits += after->hits - before->hits;
+        c->spin.misses += after->misses - before->misses;
+        c->spin.penalties += after->penalties - before->penalties;
+        c->spin.spin_ns += after->spin_ns - before->spin_ns;
+        c->spin.cur_ns = after->cur_ns;
+        c->spin.skip = after->skip;
+        c->spin.backoff = after->backoff;
+        mc_spin_set_max(&c->spin, c->spin.max_ns);   /* mc_client_set_poll() may have run meanwhile */
+}
+
+int client_sock_send(mc_client *c, const Memconv__Message *msg, const int *fds, size_t n_fds)
+{
+        atomic_fetch_add(&c->sock_sent, 1);
+        return mc_frame_send(c->sock, msg, fds, n_fds);
+}
+
+int client_drain(mc_client *c)
+{
+        int handled = 0;
+
+        while (!c->reading && !c->dead) {
+                Memconv__Message *m = NULL;
+                int rfds[MC_FRAME_MAX_FDS];
+                size_t n = 0;
+                int r;
+
+                c->reading = true;
+                pthread_mutex_unlock(&c->lock);
+                r = mc_frame_recv(c->sock, MSG_DONTWAIT, &m, rfds, &n);
+                if (r >= 0)
+                        mc_frame_close_fds(rfds, n); /* the daemon sends none */
+                pthread_mutex_lock(&c->lock);
+                c->reading = false;
+                if (r == -EAGAIN || r == -EWOULDBLOCK)
+                        break;
+                if (r < 0) {
+                        client_fail(c, r == -EMSGSIZE || r == -EBADMSG ? -EPROTO : r);
+                        return r;
+                }
+                client_dispatch(c, m);
+                handled++;
+        }
+        /* A waiter may have been woken while we read: let it read now. */
+        client_wake_reader(c);
+        return c->dead ? c->dead : handled;
+}
+
 static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MAX_FDS], size_t *ret_n)
 {
-        struct mc_spin spin = c->spin;
+        struct mc_spin spin = c->spin, before = c->spin;
         uint64_t start;
         bool hit;
         int r;
@@ -150,8 +201,7 @@ static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MA
         if (!hit)
                 mc_spin_waited(&spin, mc_spin_now() - start);
         pthread_mutex_lock(&c->lock);
-        mc_spin_set_max(&spin, c->spin.max_ns);   /* mc_client_set_poll() may have run meanwhile */
-        c->spin = spin;
+        client_spin_merge(c, &before, &spin);
         return r;
 }
 
@@ -170,6 +220,7 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                        Memconv__Message__BodyCase expect, Memconv__Message **ret_reply)
 {
         struct mc_waiter w = { .expect = expect };
+        struct mc_ring_call call = {};
         int r;
 
         pthread_cond_init(&w.cond, NULL);
@@ -185,11 +236,26 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
         msg->id = w.id;
         w.next = c->waiters;
         c->waiters = &w;
-        pthread_mutex_unlock(&c->lock);
+        if (n_fds == 0 && expect == MEMCONV__MESSAGE__BODY_DECISION && client_ring_request(c, msg, &call)) {
+                Memconv__Message *m = NULL;
 
-        r = mc_frame_send(c->sock, msg, fds, n_fds);
-
-        pthread_mutex_lock(&c->lock);
+                pthread_mutex_unlock(&c->lock);
+                r = client_ring_wait(c, &call, &m);
+                pthread_mutex_lock(&c->lock);
+                client_ring_done(c, &call, r > 0);
+                if (r > 0)
+                        client_dispatch(c, m);  /* to us: @w is done */
+                else if (r < 0) {
+                        if (m)
+                                memconv__message__free_unpacked(m, NULL);
+                        client_fail(c, r);
+                }
+                r = 0;
+        } else {
+                pthread_mutex_unlock(&c->lock);
+                r = client_sock_send(c, msg, fds, n_fds);
+                pthread_mutex_lock(&c->lock);
+        }
         if (r < 0) {
                 client_fail(c, r);
                 w.done = true;
@@ -238,8 +304,12 @@ static int client_send_async(mc_client *c, Memconv__Message *msg)
 
         pthread_mutex_lock(&c->lock);
         client_lease_flush(c);
+        if (msg->body_case == MEMCONV__MESSAGE__BODY_APPLIED && client_ring_send_async(c, msg)) {
+                pthread_mutex_unlock(&c->lock);
+                return 0;
+        }
         pthread_mutex_unlock(&c->lock);
-        r = mc_frame_send(c->sock, msg, NULL, 0);
+        r = client_sock_send(c, msg, NULL, 0);
         if (r < 0) {
                 pthread_mutex_lock(&c->lock);
                 client_fail(c, r);
@@ -308,6 +378,7 @@ _public_ int mc_client_connect(const char *socket_path, mc_client **ret)
         c->sock = TAKE_FD(fd);
         c->reconnect_ms = MC_RECONNECT_DEFAULT_MS;
         c->spin.max_ns = MC_POLL_DEFAULT_USEC * 1000;
+        c->ring_wanted = true;
         c->socket_path = strdup(socket_path);
         if (!c->socket_path) {
                 mc_client_free(c);
@@ -342,6 +413,9 @@ _public_ mc_client *mc_client_free(mc_client *c)
         if (c->attached && !c->dead)
                 (void) mc_client_detach(c);
         client_lease_free(c);  /* first: its flusher thread may use the socket */
+        pthread_mutex_lock(&c->lock);
+        client_ring_drop(c);
+        pthread_mutex_unlock(&c->lock);
         safe_close(c->sock);
         client_recover_free(c);
         pthread_cond_destroy(&c->reconnected);
@@ -453,6 +527,8 @@ _public_ int mc_client_attach(mc_client *c, const struct mc_vm_info *info, uint6
                         *ret_vm_id = ar->vm_id;
         }
         memconv__message__free_unpacked(reply, NULL);
+        if (r >= 0 && c->ring_wanted)
+                (void) client_ring_setup(c);  /* refused: everything goes on the socket */
         return r;
 }
 
@@ -470,6 +546,7 @@ _public_ int mc_client_detach(mc_client *c)
         if (r >= 0) {
                 c->attached = false;
                 pthread_mutex_lock(&c->lock);
+                client_ring_drop(c);  /* memconvd dropped its side with the VM */
                 client_lease_reset(c);
                 c->lease.wanted = false;
                 pthread_mutex_unlock(&c->lock);

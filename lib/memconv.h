@@ -297,6 +297,40 @@ struct mc_poll_stats {
 /** mc_client_poll_stats() - this client's polling counters (since connect) */
 void mc_client_poll_stats(mc_client *c, struct mc_poll_stats *ret);
 
+/*
+ * Request ring. After attaching, libmemconv passes memconvd a small shared
+ * memory ring (a sealed memfd) and sends conversion requests and Applied
+ * reports through it: while both sides poll, a conversion then needs no
+ * system call beyond KVM's. The answer is awaited in the ring for the
+ * polling window above, then on the socket. If memconvd refuses the ring
+ * (RequestRing=no, or an older daemon), everything goes on the socket, as
+ * it does when the ring is turned off here. On by default.
+ */
+
+/**
+ * mc_client_set_ring() - use a request ring (the default) or not
+ * @want: false stops using it at once; true sets one up now if attached
+ * (else at the next attach)
+ * Return: 0, or the negative errno of a refused RingSetup (the client
+ * carries on without a ring)
+ */
+int mc_client_set_ring(mc_client *c, bool want);
+
+struct mc_ring_stats {
+        bool active;                 /* the current connection has a ring */
+        int error;                   /* 0, or why the last RingSetup failed (-EPERM: turned off there) */
+        uint64_t requests;           /* conversion requests queued in the ring */
+        uint64_t replies;            /* of them, answered in the ring */
+        uint64_t socket_answers;     /* of them, answered on the socket (window passed, or too large) */
+        uint64_t async;              /* Applied reports queued in the ring */
+        uint64_t kicks;              /* RingKick datagrams sent to wake memconvd */
+        uint64_t full;               /* messages sent on the socket because the ring had no room */
+        uint64_t drains;             /* times the socket was read because memconvd had sent something */
+};
+
+/** mc_client_ring_stats() - this client's request ring counters (since connect) */
+void mc_client_ring_stats(mc_client *c, struct mc_ring_stats *ret);
+
 #ifdef __cplusplus
 }
 #endif

@@ -369,6 +369,15 @@ static int check_none(const Memconv__Message *m, struct mc_msg_error *e)
         return 0;
 }
 
+static int check_ring_setup(const Memconv__Message *m, struct mc_msg_error *e)
+{
+        if (m->ring_setup->version != 1)
+                return mc_error_set(e, MEMCONV__CODE__CODE_VERSION_MISMATCH, -EPROTONOSUPPORT,
+                                    "ring-setup: ring layout version %" PRIu32 " unknown (this daemon knows 1)",
+                                    m->ring_setup->version);
+        return 0;
+}
+
 struct type_rule {
         Memconv__Message__BodyCase body;
         const char *name;
@@ -399,6 +408,8 @@ static const struct type_rule type_rules[] = {
         { MEMCONV__MESSAGE__BODY_LEASED_BATCH, "leased-batch", MC_MSG_TO_DAEMON, true, check_leased_batch },
         { MEMCONV__MESSAGE__BODY_LEASE_RETURNED, "lease-returned", MC_MSG_TO_DAEMON, true, check_lease_returned },
         { MEMCONV__MESSAGE__BODY_SETTLED, "settled", MC_MSG_TO_CLIENT, false, check_settled },
+        { MEMCONV__MESSAGE__BODY_RING_SETUP, "ring-setup", MC_MSG_TO_DAEMON, true, check_ring_setup },
+        { MEMCONV__MESSAGE__BODY_RING_KICK, "ring-kick", MC_MSG_TO_DAEMON, false, check_none },
 };
 
 static const struct type_rule *type_rule_find(Memconv__Message__BodyCase c)
@@ -420,6 +431,8 @@ int mc_message_fds_expected(const Memconv__Message *m)
 {
         if (m->body_case == MEMCONV__MESSAGE__BODY_REGISTER_REGION)
                 return m->register_region->has_shared ? 2 : 1;
+        if (m->body_case == MEMCONV__MESSAGE__BODY_RING_SETUP)
+                return 1;
         return type_rule_find(m->body_case) ? 0 : -1;
 }
 

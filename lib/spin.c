@@ -55,6 +55,12 @@ static int fd_ready(int fd)
 
 bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start)
 {
+        return mc_spin_poll_ready(s, fd, NULL, NULL, start);
+}
+
+bool mc_spin_poll_ready(struct mc_spin *s, int fd, bool (*ready)(void *userdata), void *userdata,
+                        uint64_t start)
+{
         bool gave_way = false, penalty = false;
         uint64_t now = start;
 
@@ -67,7 +73,7 @@ bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start)
         }
         s->polled = true;
         for (;;) {
-                int r = fd_ready(fd);
+                int r = ready && ready(userdata) ? 1 : fd >= 0 ? fd_ready(fd) : 0;
                 uint64_t t;
 
                 now = mc_spin_now();

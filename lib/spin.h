@@ -71,6 +71,16 @@ void mc_spin_set_max(struct mc_spin *s, uint64_t max_ns);
 bool mc_spin_poll(struct mc_spin *s, int fd, uint64_t start);
 
 /**
+ * mc_spin_poll_ready() - mc_spin_poll(), also ending the polling when
+ * @ready(@userdata) returns true (memory another process writes, such as
+ * a request ring); @fd may be -1 to poll only @ready, @ready NULL to poll
+ * only @fd. @ready is called before each look at @fd; it must be cheap
+ * and must not block.
+ */
+bool mc_spin_poll_ready(struct mc_spin *s, int fd, bool (*ready)(void *userdata), void *userdata,
+                        uint64_t start);
+
+/**
  * mc_spin_waited() - a wait that did not end while polling is over
  * @idle_ns: how long the whole wait took, polling included
  *
