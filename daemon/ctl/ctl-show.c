@@ -44,6 +44,15 @@ void ctl_json_vm(struct json_writer *j, const char *key, const Memconv__VmInfo *
         json_string(j, "state", ctl_str(vm->state, NULL));
         json_string(j, "domain", ctl_str(vm->domain, NULL));
         json_string(j, "lease", ctl_str(vm->lease, NULL));
+        if (vm->ring) {
+                json_object_begin(j, "ring");
+                json_u64(j, "entries", vm->ring->entries);
+                json_u64(j, "replies", vm->ring->replies);
+                json_u64(j, "socket_replies", vm->ring->socket_replies);
+                json_u64(j, "kicks", vm->ring->kicks);
+                json_u64(j, "stalls", vm->ring->stalls);
+                json_object_end(j);
+        }
         json_i64(j, "pid", vm->pid);
         json_u64(j, "uid", vm->uid);
         json_string(j, "cc_type", cc_type_name(vm->cc_type));
@@ -102,6 +111,13 @@ static void show_print_text(const Memconv__VmInfo *vm)
         }
         if (ctl_str(vm->lease, "")[0])
                 ctl_field(stdout, KEY_WIDTH, "Lease", "%s", vm->lease);
+        if (vm->ring)
+                ctl_field(stdout, KEY_WIDTH, "Request ring", "%" PRIu64 " messages taken, %" PRIu64
+                          " answered in the ring, %" PRIu64 " on the socket; %" PRIu64 " kicks, %" PRIu64 " stalls",
+                          vm->ring->entries, vm->ring->replies, vm->ring->socket_replies, vm->ring->kicks,
+                          vm->ring->stalls);
+        else if (attached)
+                ctl_field(stdout, KEY_WIDTH, "Request ring", "none (all messages on the socket)");
         ctl_field(stdout, KEY_WIDTH, "In flight", "%" PRIu64 " decision%s not yet applied, %" PRIu64
                   " request%s waiting", vm->in_flight, vm->in_flight == 1 ? "" : "s", vm->waiting,
                   vm->waiting == 1 ? "" : "s");

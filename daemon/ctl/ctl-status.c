@@ -34,6 +34,7 @@ static int status_print_json(const Memconv__StatusReply *s)
         json_u64(&j, "sessions_total", s->sessions_total);
         json_u64(&j, "protocol_errors", s->protocol_errors);
         json_u64(&j, "peers_refused", s->peers_refused);
+        json_bool(&j, "request_rings", s->ring);
         ctl_json_stats(&j, "totals", s->totals);
         if (s->polling) {
                 json_object_begin(&j, "polling");
@@ -77,6 +78,7 @@ static void status_print_text(const Memconv__StatusReply *s)
                           s->polling->window_usec, s->polling->hits, s->polling->misses,
                           format_usec(polled, s->polling->poll_usec));
         }
+        ctl_field(stdout, KEY_WIDTH, "Request rings", "%s", s->ring ? "allowed" : "off (RequestRing=no)");
         ctl_print_stats_fields(stdout, KEY_WIDTH, s->totals);
 }
 
