@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
@@ -737,6 +738,7 @@ static int daemon_event_loop(struct daemon *d)
                                 /* Tell the rings' VMMs to kick us, then look once more: an entry
                                  * queued before they could see the flag is found here. */
                                 sessions_ring_sleeping(d, true);
+                                atomic_thread_fence(memory_order_seq_cst);  /* the flag, then the tails */
                                 ring_work = sessions_ring_pending(d);
                         }
                         r = sd_event_wait(d->event, hit || ring_work ? 0 : UINT64_MAX);

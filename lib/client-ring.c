@@ -170,7 +170,7 @@ bool client_ring_send_async(mc_client *c, const Memconv__Message *msg)
         struct mc_ring_client *r = c->ring;
         bool kick;
 
-        if (!r || !ring_queue(c, r, msg, MC_RING_NO_SLOT))
+        if (!r || !c->ring_wanted || !ring_queue(c, r, msg, MC_RING_NO_SLOT))
                 return false;
         c->ring_stats.async++;
         kick = ring_kick_needed(r);
@@ -188,7 +188,7 @@ int client_ring_request(mc_client *c, const Memconv__Message *msg, struct mc_rin
         struct mc_ring_client *r = c->ring;
         unsigned slot;
 
-        if (!r || !r->free_slots || msg->id > MC_RING_ID_MAX)
+        if (!r || !c->ring_wanted || !r->free_slots || msg->id > MC_RING_ID_MAX)
                 return 0;
         slot = (unsigned) __builtin_ctzll(r->free_slots);
         atomic_store_explicit(&r->map->slots[slot].tag, MC_RING_TAG(msg->id, MC_RING_WAIT), memory_order_relaxed);
@@ -287,9 +287,8 @@ _public_ int mc_client_set_ring(mc_client *c, bool want)
         if (!c)
                 return -EINVAL;
         pthread_mutex_lock(&c->lock);
+        /* Off: the ring stays set up (memconvd keeps one per connection), unused. */
         c->ring_wanted = want;
-        if (!want)
-                client_ring_drop(c);
         start = want && c->attached && !c->ring && !c->dead;
         pthread_mutex_unlock(&c->lock);
         return start ? client_ring_setup(c) : 0;
@@ -304,7 +303,7 @@ _public_ void mc_client_ring_stats(mc_client *c, struct mc_ring_stats *ret)
                 return;
         pthread_mutex_lock(&c->lock);
         *ret = c->ring_stats;
-        ret->active = c->ring != NULL;
+        ret->active = c->ring != NULL && c->ring_wanted;
         ret->error = c->ring_error;
         pthread_mutex_unlock(&c->lock);
 }

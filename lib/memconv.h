@@ -309,8 +309,9 @@ void mc_client_poll_stats(mc_client *c, struct mc_poll_stats *ret);
 
 /**
  * mc_client_set_ring() - use a request ring (the default) or not
- * @want: false stops using it at once; true sets one up now if attached
- * (else at the next attach)
+ * @want: false stops using it at once (it stays set up, unused); true uses
+ * it again, or sets one up now if attached and there is none (else at the
+ * next attach)
  * Return: 0, or the negative errno of a refused RingSetup (the client
  * carries on without a ring)
  */

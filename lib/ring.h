@@ -39,9 +39,9 @@
  *
  * @daemon_sleeping: set by the daemon before it blocks (then it looks at
  * the queue once more); a client that queued something and then sees it
- * set sends a RingKick datagram to wake it. @sock_out: how many datagrams
- * the daemon has sent on the socket; a client that sees it change reads
- * the socket, so answers that did not fit a slot, Committed and Lease
+ * set sends a RingKick datagram to wake it. @sock_out: a number the daemon
+ * changes whenever it has sent (or flushed) datagrams on the socket; a
+ * client that sees it change reads the socket, so answers that did not fit a slot, Committed and Lease
  * messages are not left unread while everything else goes through the
  * ring.
  *
@@ -81,7 +81,7 @@ struct mc_ring_header {
         alignas(MC_RING_CACHELINE) _Atomic uint64_t tail;   /* client: entries queued */
         alignas(MC_RING_CACHELINE) _Atomic uint64_t head;   /* daemon: entries taken */
         alignas(MC_RING_CACHELINE) _Atomic uint32_t daemon_sleeping;
-        alignas(MC_RING_CACHELINE) _Atomic uint64_t sock_out; /* daemon: datagrams sent */
+        alignas(MC_RING_CACHELINE) _Atomic uint64_t sock_out; /* daemon: changes when it sent datagrams */
         alignas(4096) uint8_t end[];
 };
 

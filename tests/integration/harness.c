@@ -29,6 +29,7 @@
 
 char tmpdir[256], sock_path[300], log_path[300], admin_path[300];
 pid_t daemon_pid = -1;
+const char *daemon_extra_arg;
 int kvm_fd = -1, vm_fd = -1;
 bool gmem_mmap;
 
@@ -69,7 +70,7 @@ int daemon_start(void)
                 const char *conf = getenv("MEMCONV_TEST_CONFIG");
 
                 execl(bin, bin, "--config", conf ? conf : "/dev/null", "--socket", sock_path, "--state-dir", state,
-                      "--log-target=stderr", "--log-level=debug",
+                      "--log-target=stderr", "--log-level=debug", daemon_extra_arg,
                       (char *) NULL);
                 _exit(127);
         }

@@ -33,6 +33,8 @@
 
 extern char tmpdir[256], sock_path[300], log_path[300], admin_path[300];
 extern pid_t daemon_pid;
+/* daemon_extra_arg - one more option for the next daemon_start() (NULL: none) */
+extern const char *daemon_extra_arg;
 extern int kvm_fd, vm_fd;
 extern bool gmem_mmap;
 extern uint64_t last_committed; /* highest decision id seen in a Committed */
