@@ -14,7 +14,8 @@ minutes apart under the same load:
               after; memconvd still records and discards), for 4 KiB / 64 KiB / 2 MiB, 1 and 2
               vCPUs, 1 and 16 VMs, explicit (MAP_GPA_RANGE) and implicit (memory fault), and the
               daemon placed on the vCPU's core or the other one; for 4 KiB with one VM and one
-              vCPU also with polling off ("memconvd-nopoll", for comparison);
+              vCPU also with polling off ("memconvd-nopoll") and without libmemconv's request
+              ring ("memconvd-noring"), for comparison;
   range map   lib/rangemap at 10^3..10^6 fragmented ranges against a per-page bitmap;
   journal     conversions/s and latency with the durable journal against --journal=no, when the
               daemon has a journal (else a "not yet measurable" row, never an invented number);
@@ -317,6 +318,9 @@ class Suite:
         if mode == "nopoll":
             # memconvd and libmemconv without polling before they sleep, for comparison
             mode, daemon_extra, bench_extra = "daemon", tuple(daemon_extra) + ("--poll=0",), ["--client-poll", "0"]
+        elif mode == "noring":
+            # libmemconv without its request ring: every message on the socket, for comparison
+            mode, bench_extra = "daemon", ["--client-ring", "0"]
         cmd = [self.bench, "kvm", "--mode", mode, "--kind", kind, "--size", str(size),
                "--vcpus", str(vcpus), "--vms", str(vms), "--per-round", str(self.per_round(size, vms)),
                "--rounds", "6", "--placement", placement, "--label", label] + bench_extra
@@ -347,7 +351,7 @@ class Suite:
             log(f"conversion: {label}")
             modes = ("inline", "daemon", "lease") if self.a.lease else ("inline", "daemon")
             if kind == "explicit" and size == 4 * KIB and vms == 1 and vcpus == 1:
-                modes += ("nopoll",)
+                modes += ("nopoll", "noring")
             res = {m: [] for m in modes}
             extras = {m: [] for m in modes}
             for _ in range(self.a.runs):
@@ -363,7 +367,7 @@ class Suite:
             # lease (the stretch) 4 KiB <= 1.0x. Both modes are held to the 2-vCPU throughput one.
             lat_target = {"daemon": {4 * KIB: 1.3, 2 * MIB: 0.2}.get(size),
                           "lease": {4 * KIB: 1.0, 2 * MIB: 0.2}.get(size),
-                          "nopoll": None}
+                          "nopoll": None, "noring": None}
             base_lat = {}
             for metric, unit in (("latency", "us"), ("roundtrip", "us")):
                 base = f"{label}.inline.{metric}"
@@ -376,7 +380,8 @@ class Suite:
             base_cpu = f"{label}.inline.vmm_cpu"
             self.row(base_cpu, agg("inline", "throughput", "vmm_cpu_us_per_conv"), None, "us/conv")
             for mode in modes[1:]:
-                name = {"daemon": "memconvd", "lease": "memconvd-lease", "nopoll": "memconvd-nopoll"}[mode]
+                name = {"daemon": "memconvd", "lease": "memconvd-lease", "nopoll": "memconvd-nopoll",
+                        "noring": "memconvd-noring"}[mode]
                 for metric, unit in (("latency", "us"), ("roundtrip", "us")):
                     self.compare(f"{label}.{name}.{metric}", agg(mode, metric),
                                  agg(mode, metric, "p99"), unit, base_lat[metric], agg("inline", metric),
@@ -398,6 +403,10 @@ class Suite:
                 if mode == "nopoll":
                     # Informational: polling's effect, in this run.
                     self.compare(f"{label}.{name}.latency_vs_polling", agg(mode, "latency"), None, "us",
+                                 f"{label}.memconvd.latency", agg("daemon", "latency"))
+                if mode == "noring":
+                    # Informational: the request ring's effect, in this run.
+                    self.compare(f"{label}.{name}.latency_vs_ring", agg(mode, "latency"), None, "us",
                                  f"{label}.memconvd.latency", agg("daemon", "latency"))
                 self.compare(f"{label}.{name}.throughput", agg(mode, "throughput"), None, "conv/s",
                              base, agg("inline", "throughput"), 1.0 if vcpus == 2 else None, ">=")

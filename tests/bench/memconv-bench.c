@@ -55,7 +55,8 @@
  *   memconv-bench kvm --mode floor|inline|daemon|lease [--socket PATH] [--size BYTES]
  *                 [--vcpus N] [--vms N] [--kind explicit|implicit]
  *                 [--per-round N] [--rounds N] [--placement same|free]
- *                 [--label TEXT] [--client-poll USEC]
+ *                 [--label TEXT] [--client-poll USEC] [--client-ring 0|1]
+ * (--client-ring 0: mc_client_set_ring(false), everything on the socket.)
  * Exit status: 0, 1 on failure, 77 when /dev/kvm is not usable.
  */
 #ifndef _GNU_SOURCE
@@ -111,6 +112,7 @@ struct options {
         int vcpu_cpu; /* -1: not pinned */
         const char *label;
         int client_poll_usec;   /* --client-poll: mc_client_set_poll(); -1: the library's default */
+        bool client_ring;       /* --client-ring: mc_client_set_ring() (default on) */
 };
 
 /*
@@ -125,6 +127,7 @@ struct shared {
         uint64_t round_end[MAX_VMS][MAX_VCPUS][MAX_ROUNDS];
         uint64_t vmm_cpu_ns[MAX_VMS];
         uint64_t poll_hits[MAX_VMS], poll_misses[MAX_VMS], poll_us[MAX_VMS]; /* mc_client_poll_stats() */
+        uint64_t ring_requests[MAX_VMS], ring_replies[MAX_VMS]; /* mc_client_ring_stats() */
         uint64_t samples[]; /* lat then rt, see sample_at() */
 };
 
@@ -161,6 +164,7 @@ static struct options opt = {
         .rounds = 4,
         .vcpu_cpu = -1,
         .client_poll_usec = -1,
+        .client_ring = true,
         .label = "",
 };
 
@@ -419,6 +423,8 @@ static int vm_setup(struct vm *vm)
                 mc_client_set_apply(vm->client, apply_cb, vm);
                 if (opt.client_poll_usec >= 0 && mc_client_set_poll(vm->client, (unsigned) opt.client_poll_usec) < 0)
                         return -EINVAL;
+                if (!opt.client_ring)
+                        (void) mc_client_set_ring(vm->client, false);
                 r = mc_client_attach(vm->client, &info, NULL);
                 if (r < 0)
                         return r;
@@ -651,6 +657,13 @@ static int vm_main(struct shared *sh, unsigned idx)
                 sh->poll_hits[idx] = ps.hits;
                 sh->poll_misses[idx] = ps.misses;
                 sh->poll_us[idx] = ps.poll_usec;
+                {
+                        struct mc_ring_stats rs;
+
+                        mc_client_ring_stats(vm.client, &rs);
+                        sh->ring_requests[idx] = rs.requests;
+                        sh->ring_replies[idx] = rs.replies;
+                }
                 mc_client_detach(vm.client);
                 mc_client_free(vm.client);
         }
@@ -671,7 +684,7 @@ static int cmd_kvm(void)
         pid_t pids[MAX_VMS];
         int status = 0;
         double cpu_ns = 0, med, p99, tmed;
-        uint64_t poll_hits = 0, poll_misses = 0, poll_us = 0;
+        uint64_t poll_hits = 0, poll_misses = 0, poll_us = 0, ring_requests = 0, ring_replies = 0;
         uint64_t tput_u[MAX_ROUNDS], total;
         unsigned npairs;
 
@@ -733,6 +746,8 @@ static int cmd_kvm(void)
                 poll_hits += sh->poll_hits[m];
                 poll_misses += sh->poll_misses[m];
                 poll_us += sh->poll_us[m];
+                ring_requests += sh->ring_requests[m];
+                ring_replies += sh->ring_replies[m];
         }
         total = (uint64_t) opt.vms * opt.vcpus * opt.per_round * opt.rounds;
 
@@ -774,10 +789,12 @@ static int cmd_kvm(void)
         tmed = (double) bench_quantile(tput_u, npairs, 0.5);
         printf("{\"name\": \"%s\", \"metric\": \"throughput\", \"mode\": \"%s\", \"unit\": \"conv/s\", "
                "\"median\": %.1f, \"p99\": null, \"samples\": %u, \"conversions\": %llu, \"vmm_cpu_us_per_conv\": %.3f, "
-               "\"client_poll_hits\": %llu, \"client_poll_misses\": %llu, \"client_poll_us_per_conv\": %.3f}\n",
+               "\"client_poll_hits\": %llu, \"client_poll_misses\": %llu, \"client_poll_us_per_conv\": %.3f, "
+               "\"ring_requests\": %llu, \"ring_replies\": %llu}\n",
                opt.label, mode_names[opt.mode], tmed, npairs, (unsigned long long) total,
                cpu_ns / (double) total / 1000.0, (unsigned long long) poll_hits, (unsigned long long) poll_misses,
-               (double) poll_us / (double) total);
+               (double) poll_us / (double) total, (unsigned long long) ring_requests,
+               (unsigned long long) ring_replies);
         return 0;
 }
 
@@ -790,6 +807,7 @@ int main(int argc, char **argv)
                 { "per-round", required_argument, NULL, 'p' }, { "rounds", required_argument, NULL, 'r' },
                 { "placement", required_argument, NULL, 'P' }, { "iterations", required_argument, NULL, 'i' },
                 { "label", required_argument, NULL, 'l' },     { "client-poll", required_argument, NULL, 'C' },
+                { "client-ring", required_argument, NULL, 'R' },
                 {}
         };
         const char *placement = "free";
@@ -818,6 +836,7 @@ int main(int argc, char **argv)
                 case 'i': iterations = (unsigned) atoi(optarg); break;
                 case 'l': opt.label = optarg; break;
                 case 'C': opt.client_poll_usec = atoi(optarg); break;
+                case 'R': opt.client_ring = atoi(optarg) != 0; break;
                 default: return 1;
                 }
         }
