@@ -209,6 +209,12 @@ int client_ring_wait(mc_client *c, struct mc_ring_call *call, Memconv__Message *
 void client_ring_done(mc_client *c, struct mc_ring_call *call, bool answered_in_slot);
 
 /**
+ * client_ring_waited() - the answer to a ring request came on the socket:
+ * adapt the polling window to the whole wait, as for a socket wait (@c locked)
+ */
+void client_ring_waited(mc_client *c, const struct mc_ring_call *call);
+
+/**
  * client_ring_send_async() - queue @msg (no answer awaited) (@c locked;
  * unlocked briefly to send a RingKick)
  * Return: true if queued, false if it must go on the socket

@@ -261,8 +261,11 @@ void client_ring_done(mc_client *c, struct mc_ring_call *call, bool answered_in_
         if (answered_in_slot)
                 c->ring_stats.replies++;
         else {
+                /* A miss; the window adapts once the answer came (client_ring_waited()). */
                 c->ring_stats.socket_answers++;
-                mc_spin_waited(&call->spin, mc_spin_now() - call->start);
+                if (call->spin.polled)
+                        call->spin.misses++;
+                call->spin.polled = false;
         }
         client_spin_merge(c, &call->spin_before, &call->spin);
         r->free_slots |= 1ULL << call->slot;
@@ -278,6 +281,11 @@ void client_ring_done(mc_client *c, struct mc_ring_call *call, bool answered_in_
         }
         client_ring_unref(r);
         call->ring = NULL;
+}
+
+void client_ring_waited(mc_client *c, const struct mc_ring_call *call)
+{
+        c->spin.cur_ns = mc_spin_next(c->spin.cur_ns, c->spin.max_ns, mc_spin_now() - call->start);
 }
 
 _public_ int mc_client_set_ring(mc_client *c, bool want)

@@ -221,6 +221,7 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
 {
         struct mc_waiter w = { .expect = expect };
         struct mc_ring_call call = {};
+        bool ring_fallback = false;
         int r;
 
         pthread_cond_init(&w.cond, NULL);
@@ -243,6 +244,7 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                 r = client_ring_wait(c, &call, &m);
                 pthread_mutex_lock(&c->lock);
                 client_ring_done(c, &call, r > 0);
+                ring_fallback = r == 0;
                 if (r > 0)
                         client_dispatch(c, m);  /* to us: @w is done */
                 else if (r < 0) {
@@ -280,6 +282,8 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                 } else
                         pthread_cond_wait(&w.cond, &c->lock);
         }
+        if (ring_fallback)
+                client_ring_waited(c, &call);
         client_unlink(c, &w);
         pthread_mutex_unlock(&c->lock);
         pthread_cond_destroy(&w.cond);
