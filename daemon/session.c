@@ -437,7 +437,8 @@ void session_vm_detached(struct session *s)
                 return;
         vm_detach(s->vm, "the VMM detached");
         s->vm = NULL;
-        s->ring = reqring_free(s->ring);  /* a ring serves one attached VM */
+        /* The ring stays, as the connection does: entries the VMM queued before it
+         * saw the detach are answered NOT_ATTACHED there, as on the socket. */
 }
 
 static int handle_ring_setup(struct session *s, const Memconv__Message *m, int *fds, size_t n_fds)

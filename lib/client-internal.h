@@ -186,6 +186,13 @@ void client_spin_merge(mc_client *c, const struct mc_spin *before, const struct 
  */
 int client_ring_setup(mc_client *c);
 
+/**
+ * client_ring_start() - client_ring_setup() if a ring is wanted and the
+ * connection has none (@c unlocked)
+ * Return: as client_ring_setup(), 0 when nothing was to be done
+ */
+int client_ring_start(mc_client *c);
+
 /** client_ring_drop() - stop using the ring (@c locked): the connection ended, or the VMM asked */
 void client_ring_drop(mc_client *c);
 

@@ -520,8 +520,8 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
         c->reconnecting = false;
         pthread_cond_broadcast(&c->reconnected);
         pthread_mutex_unlock(&c->lock);
-        if (r >= 0 && c->ring_wanted)
-                (void) client_ring_setup(c);  /* a ring is per connection */
+        if (r >= 0)
+                (void) client_ring_start(c);  /* a ring is per connection */
         return r;
 }
 

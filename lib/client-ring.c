@@ -89,8 +89,12 @@ int client_ring_setup(mc_client *c)
         Memconv__RingSetup rs = MEMCONV__RING_SETUP__INIT;
         struct mc_ring_client *r = NULL;
         _cleanup_close_ int fd = -EBADF;
+        unsigned gen;
         int e;
 
+        pthread_mutex_lock(&c->lock);
+        gen = c->generation;
+        pthread_mutex_unlock(&c->lock);
         e = ring_create(&r, &fd);
         if (e >= 0) {
                 rs.version = MC_RING_VERSION;
@@ -99,6 +103,10 @@ int client_ring_setup(mc_client *c)
                 e = client_simple_call(c, &msg, &fd, 1);
         }
         pthread_mutex_lock(&c->lock);
+        /* Only for the connection it was set up on: after a reconnect meanwhile, the new
+         * connection's ring (or none) stands. */
+        if (e >= 0 && (c->generation != gen || c->dead))
+                e = -ECONNRESET;
         c->ring_error = e < 0 ? e : 0;
         if (e >= 0) {
                 client_ring_drop(c);
@@ -107,6 +115,16 @@ int client_ring_setup(mc_client *c)
         client_ring_unref(r);
         pthread_mutex_unlock(&c->lock);
         return e;
+}
+
+int client_ring_start(mc_client *c)
+{
+        bool start;
+
+        pthread_mutex_lock(&c->lock);
+        start = c->ring_wanted && !c->ring && !c->dead;
+        pthread_mutex_unlock(&c->lock);
+        return start ? client_ring_setup(c) : 0;
 }
 
 void client_ring_drop(mc_client *c)
@@ -159,10 +177,17 @@ static void ring_kick(mc_client *c)
 {
         Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__RingKick k = MEMCONV__RING_KICK__INIT;
+        int r;
 
         msg.body_case = MEMCONV__MESSAGE__BODY_RING_KICK;
         msg.ring_kick = &k;
-        (void) client_sock_send(c, &msg, NULL, 0);
+        r = client_sock_send(c, &msg, NULL, 0);
+        /* Counted before it was sent: unsent, later entries would wait for it forever. */
+        if (r < 0) {
+                pthread_mutex_lock(&c->lock);
+                client_fail(c, r);
+                pthread_mutex_unlock(&c->lock);
+        }
 }
 
 bool client_ring_send_async(mc_client *c, const Memconv__Message *msg)
@@ -273,7 +298,8 @@ void client_ring_done(mc_client *c, struct mc_ring_call *call, bool answered_in_
          * slot): read them now, or nobody would while everything goes through the ring. */
         if (c->ring == r) {
                 out = atomic_load_explicit(&r->map->header.sock_out, memory_order_acquire);
-                if (out != r->sock_out_seen) {
+                /* While another thread reads, it may stop before these: look again next time. */
+                if (out != r->sock_out_seen && !c->reading) {
                         r->sock_out_seen = out;
                         c->ring_stats.drains++;
                         (void) client_drain(c);

@@ -531,8 +531,8 @@ _public_ int mc_client_attach(mc_client *c, const struct mc_vm_info *info, uint6
                         *ret_vm_id = ar->vm_id;
         }
         memconv__message__free_unpacked(reply, NULL);
-        if (r >= 0 && c->ring_wanted)
-                (void) client_ring_setup(c);  /* refused: everything goes on the socket */
+        if (r >= 0)
+                (void) client_ring_start(c);  /* refused: everything goes on the socket */
         return r;
 }
 
@@ -550,7 +550,6 @@ _public_ int mc_client_detach(mc_client *c)
         if (r >= 0) {
                 c->attached = false;
                 pthread_mutex_lock(&c->lock);
-                client_ring_drop(c);  /* memconvd dropped its side with the VM */
                 client_lease_reset(c);
                 c->lease.wanted = false;
                 pthread_mutex_unlock(&c->lock);

@@ -39,11 +39,12 @@
  *
  * @daemon_sleeping: set by the daemon before it blocks (then it looks at
  * the queue once more); a client that queued something and then sees it
- * set sends a RingKick datagram to wake it. @sock_out: a number the daemon
- * changes whenever it has sent (or flushed) datagrams on the socket; a
- * client that sees it change reads the socket, so answers that did not fit a slot, Committed and Lease
- * messages are not left unread while everything else goes through the
- * ring.
+ * set sends a RingKick datagram to wake it.
+ *
+ * @sock_out: a number the daemon changes whenever it has sent (or
+ * flushed) datagrams on the socket. A client that sees it change reads the
+ * socket, so answers too large for a slot, Committed and Lease messages
+ * are not left unread while everything else goes through the ring.
  *
  * The daemon trusts nothing in the ring: it reads each entry's fields
  * once, copies the data out before decoding, and checks every index.

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,6 +52,7 @@
 #define TOGGLE_CONVERSIONS 200
 #define RING_SETTLE_MS 2000
 #define STALL_MS 200
+#define DETACH_RACES 30
 
 static struct client_vm vm;
 static mc_client *client;
@@ -1142,6 +1144,111 @@ static void test_abandoned_slot(void)
         rvmm_close(&r);
 }
 
+/* ------------------------------------------------------------ 8. detach */
+
+/*
+ * A request a vCPU thread queued after the VM detached (it had not seen
+ * the answer yet) is refused NOT_ATTACHED in its slot, as on the socket:
+ * the ring is the connection's and outlives the attachment.
+ */
+static void test_detached_request(void)
+{
+        Memconv__Message m = MEMCONV__MESSAGE__INIT, *a;
+        Memconv__Detach d = MEMCONV__DETACH__INIT;
+        struct rvmm r;
+        uint64_t id, tag;
+
+        rvmm_open(&r, 0x91, "ring-detach");
+        ring_good(&r, "rt-detach");
+        m.body_case = MEMCONV__MESSAGE__BODY_DETACH;
+        m.detach = &d;
+        a = r_call(&r, &m, NULL, 0);
+        CU_ASSERT_FATAL(a != NULL);
+        CU_ASSERT_EQUAL(a->body_case, MEMCONV__MESSAGE__BODY_REPLY);
+        CU_ASSERT_EQUAL(status_code(a->reply->status), MEMCONV__CODE__CODE_OK);
+        memconv__message__free_unpacked(a, NULL);
+
+        id = ++r.v.next_id;
+        ring_request(&r, 2, id, REGION_GPA, true, MC_RING_WAIT, r.sent);
+        (void) ring_nudge(&r);
+        tag = slot_wait(&r, 2, TAG(id, MC_RING_READY), RING_SETTLE_MS);
+        CU_ASSERT_EQUAL(tag, TAG(id, MC_RING_READY));
+        a = tag == TAG(id, MC_RING_READY) ? slot_message(&r, 2) : NULL;
+        CU_ASSERT_FATAL(a != NULL);
+        CU_ASSERT_EQUAL(a->id, id);
+        CU_ASSERT_EQUAL_FATAL(a->body_case, MEMCONV__MESSAGE__BODY_DECISION);
+        CU_ASSERT_EQUAL(a->decision->action, MEMCONV__ACTION__ACTION_FAIL);
+        CU_ASSERT_EQUAL(status_code(a->decision->status), MEMCONV__CODE__CODE_NOT_ATTACHED);
+        memconv__message__free_unpacked(a, NULL);
+        CU_ASSERT(daemon_alive());
+        rvmm_close(&r);
+}
+
+static _Atomic int race_result;
+static _Atomic unsigned race_done;
+
+/* race_converter() - convert until it fails; @p: the client */
+static void *race_converter(void *p)
+{
+        for (unsigned i = 0;; i++) {
+                int r = mc_client_convert(p, 1, (uint64_t) ((i / 2) % 4) * PAGE, PAGE, i % 2 == 0,
+                                          MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+
+                race_done = i + 1;
+                if (r < 0) {
+                        race_result = r;
+                        return NULL;
+                }
+        }
+}
+
+/*
+ * A vCPU thread converting while another detaches: its next conversion
+ * fails with -ENOTCONN, never hangs (a ring dropped on detach once left
+ * such a request unanswered for ever).
+ */
+static void test_detach_race(void)
+{
+        unsigned hung = 0, wrong = 0;
+
+        for (unsigned k = 0; k < DETACH_RACES && !hung; k++) {
+                struct mc_vm_info info = { .name = "ring-race", .cc_type = MC_CC_SEV_SNP, .arch = MC_ARCH_X86_64 };
+                struct mc_region_info ri = { .slot = 0, .gpa = 0, .size = RAM, .shared_fd = -1 };
+                char uuid[17];
+                struct timespec ts;
+                mc_client *c = NULL;
+                pthread_t t;
+
+                snprintf(uuid, sizeof(uuid), "race-%011u", k);
+                memcpy(info.uuid, uuid, sizeof(info.uuid));
+                CU_ASSERT_FATAL(mc_client_connect(sock_path, &c) == 0);
+                mc_client_set_apply(c, client_vm_count_apply, NULL);
+                CU_ASSERT_FATAL(mc_client_attach(c, &info, NULL) == 0);
+                ri.guest_memfd = gmem_create(RAM);
+                CU_ASSERT_FATAL(ri.guest_memfd >= 0);
+                CU_ASSERT_FATAL(mc_client_register_region(c, &ri) == 0);
+                close(ri.guest_memfd);
+                race_result = 0;
+                race_done = 0;
+                CU_ASSERT_FATAL(pthread_create(&t, NULL, race_converter, c) == 0);
+                while (race_done < 20 + k % 37)
+                        sched_yield();
+                CU_ASSERT_EQUAL(mc_client_detach(c), 0);
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 5;
+                if (pthread_timedjoin_np(t, NULL, &ts) != 0) {
+                        fprintf(stderr, "\n    try %u: the converting thread still waits 5 s after detach\n", k);
+                        hung++;
+                        break;  /* leave it: it holds the client */
+                }
+                if (race_result != -ENOTCONN)
+                        wrong++;
+                mc_client_free(c);
+        }
+        CU_ASSERT_EQUAL(hung, 0);
+        CU_ASSERT_EQUAL(wrong, 0);
+}
+
 /* ------------------------------------------------------------ 3. rings turned off (runs last: restarts memconvd) */
 
 static void test_rings_off(void)
@@ -1220,6 +1327,8 @@ int main(void)
                 { "a broken ring ends its own connection only", test_broken_ring },
                 { "a ring by hand: answers in the slot, entries wait for earlier datagrams", test_hand_ring },
                 { "an abandoned slot: the answer on the socket, the slot reused", test_abandoned_slot },
+                { "a request queued after detach is refused in its slot", test_detached_request },
+                { "a conversion racing detach fails, it never hangs", test_detach_race },
                 { "--request-ring=no: refused, everything on the socket", test_rings_off },
         };
         int r;
