@@ -579,7 +579,10 @@ static struct conversion *conversion_find(struct vm *vm, uint64_t id)
 {
         struct conversion *c;
 
-        TAILQ_FOREACH(c, &vm->conversions, link)
+        /* Newest first: a VMM reports a decision soon after it came, while the list
+         * also holds every older conversion still waiting for its discards or the
+         * journal (thousands under load). */
+        TAILQ_FOREACH_REVERSE(c, &vm->conversions, conversion_list, link)
                 if (c->decision_id == id && !c->applied)
                         return c;
         return NULL;

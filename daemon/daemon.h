@@ -70,6 +70,7 @@ struct daemon {
         char **argv;
         sd_event *event;
         struct mc_spin spin;           /* the event loop's polling before it sleeps (lib/spin.h) */
+        uint64_t ring_round;           /* sessions_ring_run(): the round of turns in progress */
 
         int vmm_fd;                    /* listening socket, owned */
         sd_event_source *vmm_source;

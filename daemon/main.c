@@ -722,27 +722,35 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 static int daemon_event_loop(struct daemon *d)
 {
         int fd = sd_event_get_fd(d->event);
+        unsigned unpolled = 0;
         int r, code = 0;
 
         if (fd < 0)
                 return fd;
         while (sd_event_get_state(d->event) != SD_EVENT_FINISHED) {
+                bool waited = false;
+
                 r = sd_event_prepare(d->event);
                 if (r == 0) {
+                        waited = true;
                         uint64_t start = mc_spin_now();
                         bool may_poll = !discarder_busy(d->discarder);
                         bool hit = may_poll && mc_spin_poll_ready(&d->spin, fd, sessions_ring_pending_cb, d, start);
-                        bool ring_work = false;
+                        bool ring_work = false, flagged = false;
 
-                        if (!hit) {
-                                /* Tell the rings' VMMs to kick us, then look once more: an entry
-                                 * queued before they could see the flag is found here. */
+                        if (!hit)
+                                ring_work = sessions_ring_pending(d);
+                        if (!hit && !ring_work) {
+                                /* About to block: tell the rings' VMMs to kick us, then look once
+                                 * more: an entry queued before they could see the flag is found
+                                 * here. (Never while there is work: every VMM would kick.) */
                                 sessions_ring_sleeping(d, true);
+                                flagged = true;
                                 atomic_thread_fence(memory_order_seq_cst);  /* the flag, then the tails */
                                 ring_work = sessions_ring_pending(d);
                         }
                         r = sd_event_wait(d->event, hit || ring_work ? 0 : UINT64_MAX);
-                        if (!hit)
+                        if (flagged)
                                 sessions_ring_sleeping(d, false);
                         if (may_poll && !hit)
                                 mc_spin_waited(&d->spin, mc_spin_now() - start);
@@ -751,7 +759,16 @@ static int daemon_event_loop(struct daemon *d)
                         r = sd_event_dispatch(d->event);
                 if (r < 0)
                         return r;
-                if (sd_event_get_state(d->event) != SD_EVENT_FINISHED)
+                /*
+                 * Handling ring entries enables deferred sources (discard kicks), and
+                 * while one is pending sd_event_prepare() dispatches it without
+                 * polling the epoll fd: rings read after every iteration kept every
+                 * socket (VMMs' and the admin socket) unread for seconds under load.
+                 * So after an iteration that did not poll, the rings are read only
+                 * if the one before did: the epoll fd is polled every few iterations.
+                 */
+                unpolled = waited ? 0 : unpolled + 1;
+                if (unpolled <= 1 && sd_event_get_state(d->event) != SD_EVENT_FINISHED)
                         sessions_ring_run(d);
         }
         r = sd_event_get_exit_code(d->event, &code);

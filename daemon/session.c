@@ -37,6 +37,14 @@
 #include "vm.h"
 
 #define SESSION_RECV_BUDGET 64
+/* Ring entries one VMM gets handled per loop iteration. sd-event dispatches one
+ * source per iteration and every iteration reads every ring: with many VMMs a
+ * larger share would starve the sockets, timers and the admin socket. */
+#define SESSION_RING_BUDGET 8
+/* Ring entries handled per loop iteration, over all VMMs: about what one
+ * dispatched socket source may read, so that rings do not starve the
+ * sources sd-event dispatches one per iteration (the admin socket among them). */
+#define RING_ITERATION_BUDGET 64
 #define SESSION_OUTQ_MAX 1024
 #define SESSION_PROTOCOL_ERRORS_MAX 16
 
@@ -55,6 +63,7 @@ struct session {
         struct reqring *ring;        /* the VMM's request ring, if it set one up */
         uint64_t received;           /* datagrams received (orders ring entries after them) */
         uint64_t sent;               /* datagrams sent or queued, plus queue flushes (the ring's sock_out) */
+        uint64_t ring_round;         /* the last round of sessions_ring_run() that served this ring */
 };
 
 /**
@@ -780,7 +789,7 @@ static int session_frame_error(struct session *s, const Memconv__Message *m, int
         return session_protocol_error(s, m, &e);
 }
 
-static void session_ring_take(struct session *s, unsigned budget);
+static unsigned session_ring_take(struct session *s, unsigned budget);
 
 static int session_on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 {
@@ -956,9 +965,11 @@ void sessions_ring_sleeping(struct daemon *d, bool sleeping)
  * VMM queued before its socket datagram number @s->received + 1; a broken
  * ring marks the session broken
  */
-static void session_ring_take(struct session *s, unsigned budget)
+static unsigned session_ring_take(struct session *s, unsigned budget)
 {
-        for (unsigned i = 0; i < budget && s->ring && !s->broken; i++) {
+        unsigned i;
+
+        for (i = 0; i < budget && s->ring && !s->broken; i++) {
                 Memconv__Message *m = NULL;
                 struct mc_msg_error e;
                 int r;
@@ -978,31 +989,42 @@ static void session_ring_take(struct session *s, unsigned budget)
                         s->broken = true;
                 memconv__message__free_unpacked(m, NULL);
         }
+        return i;
 }
 
 /**
- * session_ring_run() - handle what @s's ring holds, up to the receive budget
- * Return: false if the session ended
+ * session_ring_run() - handle up to @budget entries of @s's ring
+ * Return: how many were taken (a session whose ring broke is freed)
  */
-static bool session_ring_run(struct session *s)
+static unsigned session_ring_run(struct session *s, unsigned budget)
 {
-        session_ring_take(s, SESSION_RECV_BUDGET);
+        unsigned n = session_ring_take(s, budget);
+
         if (s->broken) {
                 (void) outq_flush(&s->outq, s->fd);
                 session_free(s);
-                return false;
         }
-        return true;
+        return n;
 }
 
 void sessions_ring_run(struct daemon *d)
 {
-        struct session *s, *next;
+        unsigned budget = RING_ITERATION_BUDGET;
 
-        for (s = LIST_FIRST(&d->sessions); s; s = next) {
-                next = LIST_NEXT(s, link);
-                if (s->ring && reqring_pending(s->ring, s->received))
-                        (void) session_ring_run(s);
+        /* Turns: each ring with work is served once per round, a round may span
+         * iterations, so every VMM gets its share and the loop's iteration stays short. */
+        for (unsigned pass = 0; pass < 2 && budget > 0; pass++) {
+                struct session *s, *next;
+
+                for (s = LIST_FIRST(&d->sessions); s && budget > 0; s = next) {
+                        next = LIST_NEXT(s, link);
+                        if (!s->ring || s->ring_round == d->ring_round || !reqring_pending(s->ring, s->received))
+                                continue;
+                        s->ring_round = d->ring_round;
+                        budget -= session_ring_run(s, budget < SESSION_RING_BUDGET ? budget : SESSION_RING_BUDGET);
+                }
+                if (budget > 0)
+                        d->ring_round++;        /* everyone with work had a turn */
         }
 }
 

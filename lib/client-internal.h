@@ -98,6 +98,7 @@ struct mc_ring_call {
         unsigned slot;
         uint64_t id;
         bool kick;                    /* memconvd sleeps: send RingKick */
+        bool polling;                 /* this thread polls its slot (else: answer on the socket) */
         bool hit;                     /* the answer came while polling */
         uint64_t start;
         struct mc_spin spin, spin_before; /* the window used, and as it was (to merge counters) */
@@ -148,6 +149,7 @@ struct mc_client {
         /* The request ring of this connection (client-ring.c); under @lock. */
         struct mc_ring_client *ring;
         bool ring_wanted;
+        bool ring_polling;               /* a thread polls its reply slot */
         int ring_error;
         struct mc_ring_stats ring_stats;
 };

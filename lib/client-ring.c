@@ -211,21 +211,33 @@ bool client_ring_send_async(mc_client *c, const Memconv__Message *msg)
 int client_ring_request(mc_client *c, const Memconv__Message *msg, struct mc_ring_call *call)
 {
         struct mc_ring_client *r = c->ring;
+        bool polling;
         unsigned slot;
 
         if (!r || !c->ring_wanted || !r->free_slots || msg->id > MC_RING_ID_MAX)
                 return 0;
+        /*
+         * One thread per client polls a slot, as one reads the socket: a yield
+         * hands the CPU to any runnable thread, and hundreds of vCPU threads
+         * polling would take it from memconvd itself (a load of 64 VMs x 4 vCPUs
+         * starved it for seconds). The others have the answer sent on the
+         * socket, and wait there as without a ring.
+         */
+        polling = !c->ring_polling;
         slot = (unsigned) __builtin_ctzll(r->free_slots);
-        atomic_store_explicit(&r->map->slots[slot].tag, MC_RING_TAG(msg->id, MC_RING_WAIT), memory_order_relaxed);
+        atomic_store_explicit(&r->map->slots[slot].tag, MC_RING_TAG(msg->id, polling ? MC_RING_WAIT : MC_RING_SOCKET),
+                              memory_order_relaxed);
         if (!ring_queue(c, r, msg, slot))
                 return 0;
         r->free_slots &= ~(1ULL << slot);
         r->refs++;
         c->ring_stats.requests++;
+        c->ring_polling = c->ring_polling || polling;
         *call = (struct mc_ring_call) {
                 .ring = r,
                 .slot = slot,
                 .id = msg->id,
+                .polling = polling,
                 .spin = c->spin,
                 .kick = ring_kick_needed(r),
         };
@@ -260,6 +272,8 @@ int client_ring_wait(mc_client *c, struct mc_ring_call *call, Memconv__Message *
         if (call->kick)
                 ring_kick(c);
         call->start = mc_spin_now();
+        if (!call->polling)
+                return 0;       /* tagged SOCKET from the start */
         call->hit = mc_spin_poll_ready(&call->spin, -1, slot_changed, &w, call->start);
         tag = w.waiting;
         /* Give up the slot, unless the answer came meanwhile: then the swap fails and @tag says so. */
@@ -283,6 +297,8 @@ void client_ring_done(mc_client *c, struct mc_ring_call *call, bool answered_in_
         struct mc_ring_client *r = call->ring;
         uint64_t out;
 
+        if (call->polling)
+                c->ring_polling = false;
         if (answered_in_slot)
                 c->ring_stats.replies++;
         else {

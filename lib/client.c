@@ -191,14 +191,16 @@ static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MA
 {
         struct mc_spin spin = c->spin, before = c->spin;
         uint64_t start;
-        bool hit;
+        bool hit, may_poll;
         int r;
 
+        /* A thread polling its ring slot is this client's one poller. */
+        may_poll = !c->ring_polling;
         pthread_mutex_unlock(&c->lock);
         start = mc_spin_now();
-        hit = mc_spin_poll(&spin, c->sock, start);
+        hit = may_poll && mc_spin_poll(&spin, c->sock, start);
         r = mc_frame_recv(c->sock, 0, ret, fds, ret_n);
-        if (!hit)
+        if (may_poll && !hit)
                 mc_spin_waited(&spin, mc_spin_now() - start);
         pthread_mutex_lock(&c->lock);
         client_spin_merge(c, &before, &spin);
@@ -244,7 +246,7 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                 r = client_ring_wait(c, &call, &m);
                 pthread_mutex_lock(&c->lock);
                 client_ring_done(c, &call, r > 0);
-                ring_fallback = r == 0;
+                ring_fallback = r == 0 && call.polling;
                 if (r > 0)
                         client_dispatch(c, m);  /* to us: @w is done */
                 else if (r < 0) {
