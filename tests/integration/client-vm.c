@@ -78,6 +78,18 @@ bool client_vm_numbers(const char *name, struct client_vm_numbers *ret)
         return true;
 }
 
+bool client_vm_numbers_settle(const char *name, uint64_t changes, struct client_vm_numbers *ret)
+{
+        for (unsigned i = 0; i < 2000; i++) {
+                if (!client_vm_numbers(name, ret))
+                        return false;
+                if (ret->changes >= changes)
+                        break;
+                usleep(1000);
+        }
+        return true;
+}
+
 unsigned client_vm_applies;
 
 int client_vm_count_apply(void *userdata, uint64_t gpa, uint64_t size, bool to_private)

@@ -40,6 +40,14 @@ struct client_vm_numbers {
 /** client_vm_numbers() - the VM @name's figures as `show` reports them; false if memconvd did not answer */
 bool client_vm_numbers(const char *name, struct client_vm_numbers *ret);
 
+/**
+ * client_vm_numbers_settle() - client_vm_numbers(), asked again (2 s at most)
+ * until @changes conversions are recorded: the last Applied may still be in
+ * the request ring, or its change not yet committed, when `show` is answered
+ * Return: false if memconvd did not answer
+ */
+bool client_vm_numbers_settle(const char *name, uint64_t changes, struct client_vm_numbers *ret);
+
 /* client_vm_count_apply() - an apply callback that only counts, in client_vm_applies */
 extern unsigned client_vm_applies;
 int client_vm_count_apply(void *userdata, uint64_t gpa, uint64_t size, bool to_private);

@@ -96,6 +96,24 @@ static bool vm_figures(const char *name, struct vm_figures *ret)
 }
 
 /*
+ * changes_settle() - vm_figures(), asked again (RING_SETTLE_MS at most)
+ * until @changes conversions are recorded: the last Applied may still be in
+ * the ring, or its change not yet committed, when `show` is answered
+ * Return: whether they are; @ret holds the last figures either way
+ */
+static bool changes_settle(const char *name, uint64_t changes, struct vm_figures *ret)
+{
+        uint64_t t0 = now_ms();
+
+        while (!vm_figures(name, ret) || ret->changes < changes) {
+                if (now_ms() - t0 >= RING_SETTLE_MS)
+                        return false;
+                usleep(1000);
+        }
+        return true;
+}
+
+/*
  * ring_settle() - wait (RING_SETTLE_MS at most) until the ring of VM @name
  * has taken @entries entries and counted @kicks kicks (UINT64_MAX: any);
  * admin requests wake the daemon's loop, which reads the rings after each
@@ -613,6 +631,7 @@ static void test_default_ring(void)
 
         /* The daemon took exactly what was queued, and answered as the client saw it. */
         CU_ASSERT(ring_settle("ring", st.requests + st.async, st.kicks, &f));
+        CU_ASSERT(changes_settle("ring", f0.changes + CONVERSIONS, &f));
         CU_ASSERT_EQUAL(f.entries, st.requests + st.async);
         CU_ASSERT_EQUAL(f.replies, st.replies);
         CU_ASSERT_EQUAL(f.socket_replies, st.socket_answers);
@@ -669,7 +688,7 @@ static void test_toggle(void)
         CU_ASSERT(!st.active);
         CU_ASSERT(same_counters(&st, &st0));
         CU_ASSERT_EQUAL(applies - a0, TOGGLE_CONVERSIONS);
-        CU_ASSERT(vm_figures("ring", &f));
+        CU_ASSERT(changes_settle("ring", f0.changes + TOGGLE_CONVERSIONS, &f));
         CU_ASSERT_EQUAL(f.entries, f0.entries);  /* the daemon took nothing from a ring */
         CU_ASSERT_EQUAL(f.changes - f0.changes, TOGGLE_CONVERSIONS);
         CU_ASSERT_EQUAL(f.private_bytes, 0);
@@ -691,6 +710,7 @@ static void test_toggle(void)
         CU_ASSERT_EQUAL(st.replies + st.socket_answers, st.requests);
         CU_ASSERT_EQUAL(applies - a0, 2 * TOGGLE_CONVERSIONS);
         CU_ASSERT(ring_settle("ring", f0.entries + 2 * TOGGLE_CONVERSIONS, UINT64_MAX, &f));
+        CU_ASSERT(changes_settle("ring", f0.changes + 2 * TOGGLE_CONVERSIONS, &f));
         CU_ASSERT_EQUAL(f.entries, f0.entries + 2 * TOGGLE_CONVERSIONS);
         CU_ASSERT_EQUAL(f.replies, st.replies);
         CU_ASSERT_EQUAL(f.socket_replies, st.socket_answers);
@@ -1070,6 +1090,7 @@ static void test_hand_ring(void)
         for (unsigned i = 0; i < 32; i++)
                 CU_ASSERT(ring_convert(&r, i % MC_RING_SLOTS, REGION_GPA + (i / 2 % 8) * PAGE, i % 2 == 0));
         CU_ASSERT(ring_settle("hand-ring", 4 + 64, r.kicks, &f));
+        CU_ASSERT(changes_settle("hand-ring", 2 + 32, &f));
         CU_ASSERT_EQUAL(atomic_load(&r.map->header.head), 4 + 64);
         CU_ASSERT_EQUAL(f.private_bytes, 0);
         CU_ASSERT_EQUAL(f.changes, 2 + 32);
@@ -1298,7 +1319,7 @@ static void test_rings_off(void)
         CU_ASSERT_EQUAL(st.error, -EPERM);
         CU_ASSERT_EQUAL(st.requests + st.async + st.kicks + st.replies + st.socket_answers, 0);
         CU_ASSERT_EQUAL(applies - a0, TOGGLE_CONVERSIONS);
-        CU_ASSERT_FATAL(vm_figures("ring-off", &f));
+        CU_ASSERT_FATAL(changes_settle("ring-off", TOGGLE_CONVERSIONS, &f));
         CU_ASSERT(f.attached);
         CU_ASSERT(!f.ring);
         CU_ASSERT_EQUAL(f.changes, TOGGLE_CONVERSIONS);
