@@ -80,6 +80,8 @@ static void gen_messages(void)
         Memconv__LeasedApplied lb_r[2];
         Memconv__LeasedApplied *lb_p[2] = { &lb_r[0], &lb_r[1] };
         Memconv__Settled se = MEMCONV__SETTLED__INIT;
+        Memconv__RingSetup rsu = MEMCONV__RING_SETUP__INIT;
+        Memconv__RingKick rk = MEMCONV__RING_KICK__INIT;
         Memconv__Status st = MEMCONV__STATUS__INIT;
         Memconv__Range r1 = MEMCONV__RANGE__INIT, r2 = MEMCONV__RANGE__INIT;
         Memconv__Range *ranges[2] = { &r1, &r2 };
@@ -222,10 +224,15 @@ static void gen_messages(void)
         cm.n_lease_seqs = 3;
         cm.lease_seqs = ids;
         EMIT("committed-leased", committed, &cm, MEMCONV__MESSAGE__BODY_COMMITTED);
+        rsu.version = 1;
+        EMIT("ring-setup", ring_setup, &rsu, MEMCONV__MESSAGE__BODY_RING_SETUP);
+        EMIT("ring-kick", ring_kick, &rk, MEMCONV__MESSAGE__BODY_RING_KICK);
 
         /* Edge cases: each one is refused by exactly one rule. */
         hello.version = 0;
         EMIT("edge-hello-version-0", hello, &hello, MEMCONV__MESSAGE__BODY_HELLO);
+        rsu.version = 2;
+        EMIT("edge-ring-setup-version-2", ring_setup, &rsu, MEMCONV__MESSAGE__BODY_RING_SETUP);
         memset(longname, 'x', sizeof(longname) - 1);
         longname[sizeof(longname) - 1] = 0;
         hello.version = 1;
@@ -319,6 +326,7 @@ static void gen_admin(void)
         Memconv__Status st = MEMCONV__STATUS__INIT;
         Memconv__StatusReply sr = MEMCONV__STATUS_REPLY__INIT;
         Memconv__LoopPolling lp = MEMCONV__LOOP_POLLING__INIT;
+        Memconv__RingInfo ri = MEMCONV__RING_INFO__INIT;
         Memconv__ConversionStats cs = MEMCONV__CONVERSION_STATS__INIT;
         Memconv__Histogram hi = MEMCONV__HISTOGRAM__INIT;
         Memconv__RegionInfo reg = MEMCONV__REGION_INFO__INIT;
@@ -409,6 +417,7 @@ static void gen_admin(void)
         lp.misses = 56;
         lp.poll_usec = 26804;
         sr.polling = &lp;
+        sr.ring = true;
         REP("rep-status", status_reply, &sr, MEMCONV__ADMIN_REPLY__BODY_STATUS_REPLY);
         reg.slot = 1;
         reg.gpa = 0x100000000ULL;
@@ -421,6 +430,12 @@ static void gen_admin(void)
         vm.n_regions = 1;
         vm.regions = regs;
         vm.stats = &cs;
+        ri.entries = 4000;
+        ri.replies = 1990;
+        ri.socket_replies = 10;
+        ri.kicks = 3;
+        ri.stalls = 1;
+        vm.ring = &ri;
         lr.n_vms = 1;
         lr.vms = vms;
         REP("rep-list", list, &lr, MEMCONV__ADMIN_REPLY__BODY_LIST);
