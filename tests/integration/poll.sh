@@ -1,7 +1,8 @@
 #!/bin/bash
 # The event loop's polling before it sleeps (PollUSec=, --poll; memconvd(8)
 # POLLING), with a real daemon and the reference VMM converting real memory:
-#  - bad values are refused with a clear error and nothing started;
+#  - bad values (and bad --request-ring / RequestRing= switches) are refused
+#    with a clear error and nothing started;
 #  - with --poll=0 the loop never polls: after a storm of conversions every
 #    polling counter is still 0;
 #  - PollUSec=100000 from the file is in force (status shows it) and the
@@ -19,6 +20,18 @@ CTL=$top_builddir/memconvctl
 refuse_option poll "0..1000000 us" 1000001 -1 abc ""
 refuse_key Daemon PollUSec=2000000 "is out of range (0..1000000)"
 echo "bad polling windows refused: 4 options, 1 configuration key"
+
+# The request rings the loop polls too (memconvd(8), REQUEST RINGS): their switch.
+refuse_option request-ring "yes or no" maybe 2 ""
+bad=$(mktemp -d "${TMPDIR:-/tmp}/memconv-bad.XXXXXX")
+printf '[Daemon]\nRequestRing=maybe\n' > "$bad/bad.conf"
+out=$(timeout 10 "$MEMCONVD" --config "$bad/bad.conf" --socket "$bad/bad.sock" --log-target=stderr 2>&1)
+rc=$?
+[ $rc = 1 ] || fail "RequestRing=maybe did not make memconvd exit with status 1 (status $rc)"
+grep -qF "$bad/bad.conf:2: invalid value for RequestRing=: 'maybe'" <<<"$out" || fail "no clear error for RequestRing=maybe: $out"
+[ ! -e "$bad/bad.sock" ] || fail "memconvd bound its socket despite RequestRing=maybe"
+rm -rf "$bad"
+echo "bad request-ring switches refused: 3 options, 1 configuration key"
 
 # polling: "max window hits misses polled conversions" from memconvctl status
 polling() {
