@@ -174,6 +174,11 @@ bool reqring_reply(struct reqring *r, uint64_t id, const ProtobufCMessage *m)
         r->n_waiting--;
         s = &r->map->slots[k];
         expect = MC_RING_TAG(id, MC_RING_WAIT);
+        if (atomic_load_explicit(&s->tag, memory_order_relaxed) != expect) {
+                /* The client stopped waiting (or reused the slot): do not pack in vain. */
+                r->stats.socket_replies++;
+                return false;
+        }
         len = protobuf_c_message_get_packed_size(m);
         if (len > MC_RING_SLOT_DATA) {
                 /* Tell the client at once rather than let it wait out its window. */
