@@ -262,9 +262,11 @@ class Run:
     def sample(self, pid, totals=None, cpu=None):
         """One point of the time series: monotonic ns, committed conversions, daemon CPU s, RSS."""
         t = time.monotonic_ns()
+        admin_ms = None
         if totals is None:
             totals, _ = self.daemon_totals()
-        return {"t_ns": t, "conversions": sum(totals[k] for k in KINDS),
+            admin_ms = (time.monotonic_ns() - t) / 1e6
+        return {"t_ns": t, "admin_ms": admin_ms, "conversions": sum(totals[k] for k in KINDS),
                 "cpu_s": proc_cpu_seconds(pid) if cpu is None else cpu,
                 "rss_kib": proc_memory_kib(pid).get("VmRSS", 0)}
 
@@ -634,6 +636,8 @@ class Run:
             steady = {"seconds": round(dt, 2), "conversions": dc, "conversions_per_second": round(dc / dt, 1),
                       "daemon_cpu_percent_of_one_core": round(100 * (b_["cpu_s"] - a_["cpu_s"]) / dt, 1),
                       "daemon_cpu_usec_per_conversion": round((b_["cpu_s"] - a_["cpu_s"]) * 1e6 / dc, 2) if dc else None}
+        # How long `memconvctl status` took to answer while the VMMs converted (spawn included).
+        admin = sorted(p["admin_ms"] for p in inside if p.get("admin_ms") is not None)
         hb, ht = host1[0] - host0[0], host1[1] - host0[1]
         dl = tot1.get("decision_latency", {})
         # The timed part: from the first VMM's start line to the last vCPU's last storm iteration.
@@ -670,6 +674,9 @@ class Run:
                                "hwm": mem1.get("VmHWM")},
             "daemon_threads": mem1.get("Threads"),
             "steady_state": steady,
+            "admin_status_msec": {"samples": len(admin),
+                                  "p50": round(admin[len(admin) // 2], 1) if admin else None,
+                                  "max": round(admin[-1], 1) if admin else None},
             "series": [{"t": round((p["t_ns"] - self.series[0]["t_ns"]) / 1e9, 2), "conversions": p["conversions"],
                         "daemon_cpu_s": round(p["cpu_s"], 3), "daemon_rss_kib": p["rss_kib"]} for p in self.series],
         })
@@ -704,6 +711,9 @@ class Run:
                  % (r["daemon_cpu_seconds"], r["daemon_cpu_percent_of_one_core"],
                     r["daemon_cpu_usec_per_conversion"] or 0)),
                 ("daemon CPU by thread", ", ".join("%s %.2f s" % kv for kv in r.get("daemon_thread_cpu_seconds", {}).items())),
+                ("admin answer p50/max", "%s / %s ms (`memconvctl status`, spawn included, %d samples while "
+                 "every VMM converted)" % (r["admin_status_msec"]["p50"], r["admin_status_msec"]["max"],
+                                          r["admin_status_msec"]["samples"])),
                 ("host CPU busy", "%s%%" % r["host_cpu_busy_percent"]),
                 ("daemon RSS", "%d KiB before, %d KiB peak sampled, %d KiB at end; VmHWM %d KiB"
                  % (rss["before"], rss["peak_sampled"], rss["end"], rss["hwm"])),
