@@ -99,6 +99,7 @@ struct mc_ring_call {
         uint64_t id;
         bool kick;                    /* memconvd sleeps: send RingKick */
         bool polling;                 /* this thread polls its slot (else: answer on the socket) */
+        unsigned generation;          /* of the connection the entry was queued on (for the kick) */
         bool hit;                     /* the answer came while polling */
         uint64_t start;
         struct mc_spin spin, spin_before; /* the window used, and as it was (to merge counters) */
@@ -109,6 +110,8 @@ struct mc_client {
         _Atomic uint64_t sock_sent; /* datagrams sent on @sock (orders ring entries after them) */
         pthread_mutex_t lock;     /* protects everything below */
         bool reading;             /* a thread is inside recv */
+        unsigned sock_users;      /* threads sending or reading on @sock without the lock */
+        pthread_cond_t sock_idle; /* signalled when @sock_users drops to 0 */
         int dead;                 /* 0, or the -errno that killed the connection */
         struct mc_waiter *waiters;
         uint64_t next_id;
@@ -164,10 +167,29 @@ void client_dispatch(mc_client *c, Memconv__Message *m);
 int client_simple_call(mc_client *c, Memconv__Message *msg, const int *fds, size_t n_fds);
 
 /**
- * client_sock_send() - send @msg on the socket, counted for the ring's ordering
- * Return: as mc_frame_send()
+ * client_sock_send() - send @msg on the connection of generation @gen,
+ * counted for the ring's ordering (@c unlocked; the send itself runs
+ * without the lock, and a reconnect waits for it before closing the fd)
+ * A failure fails that connection (client_fail()) before a reconnect can
+ * replace it: the caller must never fail the connection for it (the one in
+ * place by then may be a new one).
+ * Return: as mc_frame_send(); -ESTALE, nothing sent, if that connection was
+ * replaced meanwhile
  */
-int client_sock_send(mc_client *c, const Memconv__Message *msg, const int *fds, size_t n_fds);
+int client_sock_send(mc_client *c, unsigned gen, const Memconv__Message *msg, const int *fds, size_t n_fds);
+
+/** client_sock_send_locked() - client_sock_send() with @c locked (no reconnect can run) */
+int client_sock_send_locked(mc_client *c, const Memconv__Message *msg, const int *fds, size_t n_fds);
+
+/**
+ * client_sock_get() - @c's socket, for use without the lock until
+ * client_sock_put() (@c locked): a reconnect shuts it down and waits for
+ * its users before it closes it, so the fd number is never reused under them
+ */
+int client_sock_get(mc_client *c);
+
+/** client_sock_put() - done with the fd of client_sock_get() (@c locked) */
+void client_sock_put(mc_client *c);
 
 /**
  * client_drain() - handle whatever memconvd sent, without blocking, unless

@@ -115,7 +115,7 @@ void client_lease_free(mc_client *c)
  */
 static void lease_send(mc_client *c, const Memconv__Message *msg)
 {
-        int r = client_sock_send(c, msg, NULL, 0);
+        int r = client_sock_send_locked(c, msg, NULL, 0);
 
         if (r < 0)
                 client_fail(c, r);

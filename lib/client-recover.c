@@ -17,7 +17,12 @@
  * applied twice (a request is only re-asked if its decision never came).
  *
  * The handshake runs on the new socket before any other thread can see it,
- * so it uses plain synchronous calls (recover_call()).
+ * so it uses plain synchronous calls (recover_call()). The old socket is
+ * shut down when the reconnect starts and closed only when no thread sends
+ * or reads on it any more (client_sock_get()): a thread preempted inside
+ * its send must not find the fd number taken by another file. A message
+ * built for the old connection is not sent on the new one
+ * (client_sock_send() checks the generation).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -480,6 +485,9 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
                 }
         }
         c->reconnecting = true;
+        /* Threads still sending or reading on the dead connection return now, rather than
+         * when its peer (perhaps alive, after a protocol error) gets round to it. */
+        (void) shutdown(c->sock, SHUT_RDWR);
         /* Leased conversions being applied now must be in the list to re-send first. */
         client_lease_reset(c);
         pthread_mutex_unlock(&c->lock);
@@ -506,6 +514,10 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
 
         pthread_mutex_lock(&c->lock);
         if (r >= 0) {
+                /* Nobody may be inside a send or recv on the old fd when it is closed: the
+                 * number could be reused at once, by the VMM's own files too. */
+                while (c->sock_users > 0)
+                        pthread_cond_wait(&c->sock_idle, &c->lock);
                 safe_close(c->sock);
                 c->sock = fd;
                 atomic_store(&c->sock_sent, c->recover_sent);  /* the new daemon counts from its accept */

@@ -171,23 +171,20 @@ static bool ring_kick_needed(struct mc_ring_client *r)
 }
 
 /**
- * ring_kick() - wake memconvd with a RingKick datagram (@c unlocked)
+ * ring_kick() - wake memconvd with a RingKick datagram on the connection of
+ * generation @gen, the one the entry was queued on (@c unlocked)
  */
-static void ring_kick(mc_client *c)
+static void ring_kick(mc_client *c, unsigned gen)
 {
         Memconv__Message msg = MEMCONV__MESSAGE__INIT;
         Memconv__RingKick k = MEMCONV__RING_KICK__INIT;
-        int r;
 
         msg.body_case = MEMCONV__MESSAGE__BODY_RING_KICK;
         msg.ring_kick = &k;
-        r = client_sock_send(c, &msg, NULL, 0);
-        /* Counted before it was sent: unsent, later entries would wait for it forever. */
-        if (r < 0) {
-                pthread_mutex_lock(&c->lock);
-                client_fail(c, r);
-                pthread_mutex_unlock(&c->lock);
-        }
+        /* Counted before it was sent: unsent, later entries would wait for it forever, so a
+         * failure fails the connection (client_sock_send() does; -ESTALE: that connection
+         * and its ring are gone already). */
+        (void) client_sock_send(c, gen, &msg, NULL, 0);
 }
 
 bool client_ring_send_async(mc_client *c, const Memconv__Message *msg)
@@ -200,9 +197,11 @@ bool client_ring_send_async(mc_client *c, const Memconv__Message *msg)
         c->ring_stats.async++;
         kick = ring_kick_needed(r);
         if (kick) {
+                unsigned gen = c->generation;
+
                 c->ring_stats.kicks++;
                 pthread_mutex_unlock(&c->lock);
-                ring_kick(c);
+                ring_kick(c, gen);
                 pthread_mutex_lock(&c->lock);
         }
         return true;
@@ -238,6 +237,7 @@ int client_ring_request(mc_client *c, const Memconv__Message *msg, struct mc_rin
                 .slot = slot,
                 .id = msg->id,
                 .polling = polling,
+                .generation = c->generation,
                 .spin = c->spin,
                 .kick = ring_kick_needed(r),
         };
@@ -270,7 +270,7 @@ int client_ring_wait(mc_client *c, struct mc_ring_call *call, Memconv__Message *
         uint32_t len;
 
         if (call->kick)
-                ring_kick(c);
+                ring_kick(c, call->generation);
         call->start = mc_spin_now();
         if (!call->polling)
                 return 0;       /* tagged SOCKET from the start */

@@ -150,10 +150,48 @@ void client_spin_merge(mc_client *c, const struct mc_spin *before, const struct 
         mc_spin_set_max(&c->spin, c->spin.max_ns);   /* mc_client_set_poll() may have run meanwhile */
 }
 
-int client_sock_send(mc_client *c, const Memconv__Message *msg, const int *fds, size_t n_fds)
+int client_sock_get(mc_client *c)
+{
+        c->sock_users++;
+        return c->sock;
+}
+
+void client_sock_put(mc_client *c)
+{
+        if (--c->sock_users == 0)
+                pthread_cond_broadcast(&c->sock_idle);
+}
+
+int client_sock_send_locked(mc_client *c, const Memconv__Message *msg, const int *fds, size_t n_fds)
 {
         atomic_fetch_add(&c->sock_sent, 1);
         return mc_frame_send(c->sock, msg, fds, n_fds);
+}
+
+int client_sock_send(mc_client *c, unsigned gen, const Memconv__Message *msg, const int *fds, size_t n_fds)
+{
+        int fd, r;
+
+        pthread_mutex_lock(&c->lock);
+        if (c->generation != gen) {
+                /* Built for a connection that is gone: its answer could only confuse the new
+                 * daemon (an Applied of a decision it never made), and what it carried is
+                 * re-sent by the reconnect (Reapplied) or asked again by the caller. */
+                pthread_mutex_unlock(&c->lock);
+                return -ESTALE;
+        }
+        fd = client_sock_get(c);
+        atomic_fetch_add(&c->sock_sent, 1);
+        pthread_mutex_unlock(&c->lock);
+        r = mc_frame_send(fd, msg, fds, n_fds);
+        pthread_mutex_lock(&c->lock);
+        /* Failed here, while the connection is still the one we sent on: a reconnect waiting
+         * for us replaces it as soon as the lock is dropped. */
+        if (r < 0)
+                client_fail(c, r);
+        client_sock_put(c);
+        pthread_mutex_unlock(&c->lock);
+        return r;
 }
 
 int client_drain(mc_client *c)
@@ -164,14 +202,16 @@ int client_drain(mc_client *c)
                 Memconv__Message *m = NULL;
                 int rfds[MC_FRAME_MAX_FDS];
                 size_t n = 0;
-                int r;
+                int fd, r;
 
                 c->reading = true;
+                fd = client_sock_get(c);
                 pthread_mutex_unlock(&c->lock);
-                r = mc_frame_recv(c->sock, MSG_DONTWAIT, &m, rfds, &n);
+                r = mc_frame_recv(fd, MSG_DONTWAIT, &m, rfds, &n);
                 if (r >= 0)
                         mc_frame_close_fds(rfds, n); /* the daemon sends none */
                 pthread_mutex_lock(&c->lock);
+                client_sock_put(c);
                 c->reading = false;
                 if (r == -EAGAIN || r == -EWOULDBLOCK)
                         break;
@@ -192,17 +232,19 @@ static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MA
         struct mc_spin spin = c->spin, before = c->spin;
         uint64_t start;
         bool hit, may_poll;
-        int r;
+        int fd, r;
 
         /* A thread polling its ring slot is this client's one poller. */
         may_poll = !c->ring_polling;
+        fd = client_sock_get(c);
         pthread_mutex_unlock(&c->lock);
         start = mc_spin_now();
-        hit = may_poll && mc_spin_poll(&spin, c->sock, start);
-        r = mc_frame_recv(c->sock, 0, ret, fds, ret_n);
+        hit = may_poll && mc_spin_poll(&spin, fd, start);
+        r = mc_frame_recv(fd, 0, ret, fds, ret_n);
         if (may_poll && !hit)
                 mc_spin_waited(&spin, mc_spin_now() - start);
         pthread_mutex_lock(&c->lock);
+        client_sock_put(c);
         client_spin_merge(c, &before, &spin);
         return r;
 }
@@ -224,10 +266,12 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
         struct mc_waiter w = { .expect = expect };
         struct mc_ring_call call = {};
         bool ring_fallback = false;
+        unsigned gen;
         int r;
 
         pthread_cond_init(&w.cond, NULL);
         pthread_mutex_lock(&c->lock);
+        gen = c->generation;
         if (c->dead) {
                 r = c->dead;
                 pthread_mutex_unlock(&c->lock);
@@ -257,11 +301,15 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                 r = 0;
         } else {
                 pthread_mutex_unlock(&c->lock);
-                r = client_sock_send(c, msg, fds, n_fds);
+                r = client_sock_send(c, gen, msg, fds, n_fds);
                 pthread_mutex_lock(&c->lock);
         }
         if (r < 0) {
-                client_fail(c, r);
+                /* The send failed its connection, and @w with it, already (-ESTALE: the
+                 * connection died and was replaced before we could send, and failing the old
+                 * one failed @w). Never fail it here: it may be a new one by now. */
+                if (!w.done)
+                        w.error = r == -ESTALE ? -ENOTCONN : r;
                 w.done = true;
         }
         while (!w.done) {
@@ -306,22 +354,21 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
  */
 static int client_send_async(mc_client *c, Memconv__Message *msg)
 {
+        unsigned gen;
         int r;
 
         pthread_mutex_lock(&c->lock);
+        gen = c->generation;
         client_lease_flush(c);
         if (msg->body_case == MEMCONV__MESSAGE__BODY_APPLIED && client_ring_send_async(c, msg)) {
                 pthread_mutex_unlock(&c->lock);
                 return 0;
         }
         pthread_mutex_unlock(&c->lock);
-        r = client_sock_send(c, msg, NULL, 0);
-        if (r < 0) {
-                pthread_mutex_lock(&c->lock);
-                client_fail(c, r);
-                pthread_mutex_unlock(&c->lock);
-        }
-        return r;
+        r = client_sock_send(c, gen, msg, NULL, 0);
+        /* A failure failed the connection already. -ESTALE: it was replaced before we could
+         * send; an Applied is re-sent by the reconnect, as Reapplied. */
+        return r == -ESTALE ? -ENOTCONN : r;
 }
 
 /**
@@ -380,6 +427,7 @@ _public_ int mc_client_connect(const char *socket_path, mc_client **ret)
                 return -ENOMEM;
         pthread_mutex_init(&c->lock, NULL);
         pthread_cond_init(&c->reconnected, NULL);
+        pthread_cond_init(&c->sock_idle, NULL);
         client_lease_init(c);
         c->sock = TAKE_FD(fd);
         c->reconnect_ms = MC_RECONNECT_DEFAULT_MS;
@@ -425,6 +473,7 @@ _public_ mc_client *mc_client_free(mc_client *c)
         safe_close(c->sock);
         client_recover_free(c);
         pthread_cond_destroy(&c->reconnected);
+        pthread_cond_destroy(&c->sock_idle);
         pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;

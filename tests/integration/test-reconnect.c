@@ -17,14 +17,21 @@
  *  - A report under the lease that memconvd refuses is forgotten: sent
  *    again after a restart, it would fail the reconnect (its region is
  *    gone) or land out of order.
+ *  - A thread preempted inside its send while another reconnects: the old
+ *    fd is not closed under it (its number could go to another file at
+ *    once), and what it sends never reaches the new connection or a file
+ *    that took the number. The test's own sendmsg() holds the thread.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,6 +357,116 @@ static void test_refused_report_forgotten(void)
         close(ri.shared_fd);
 }
 
+/*
+ * sendmsg() - the test's own, which libmemconv's calls reach first (the
+ * executable's definition interposes libc's): a thread that set
+ * @send_hold_me stops before its next send until send_release() or
+ * SEND_HOLD_MS, as if preempted there, and its fd is noted.
+ */
+#define SEND_HOLD_MS 1000
+
+static __thread bool send_hold_me;
+static int send_held_fd = -1;
+static bool send_held, send_released;
+
+__attribute__((visibility("default"))) ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+        static ssize_t (*real)(int, const struct msghdr *, int);
+
+        if (!real)
+                real = (ssize_t (*)(int, const struct msghdr *, int)) dlsym(RTLD_NEXT, "sendmsg");
+        if (send_hold_me) {
+                uint64_t t0 = now_ms();
+
+                send_hold_me = false;
+                pthread_mutex_lock(&cb_lock);
+                send_held_fd = fd;
+                send_held = true;
+                pthread_cond_broadcast(&cb_cond);
+                while (!send_released && now_ms() - t0 < SEND_HOLD_MS) {
+                        pthread_mutex_unlock(&cb_lock);
+                        usleep(1000);
+                        pthread_mutex_lock(&cb_lock);
+                }
+                pthread_mutex_unlock(&cb_lock);
+        }
+        return real(fd, mh, flags);
+}
+
+static void send_release(void)
+{
+        pthread_mutex_lock(&cb_lock);
+        send_released = true;
+        pthread_mutex_unlock(&cb_lock);
+}
+
+static void *held_send_thread(void *arg)
+{
+        struct conv_job *j = arg;
+
+        send_hold_me = true;
+        j->result = mc_client_convert(client, j->vcpu, j->gpa, j->size, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE,
+                                      MC_PAGE_4K, NULL);
+        __atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+        return NULL;
+}
+
+static void test_send_across_reconnect(void)
+{
+        struct conv_job a = { .vcpu = 1, .gpa = 0x80000, .size = 2 * PAGE };
+        int sp[2] = { -1, -1 }, r, fd;
+        bool reused = false;
+        uint64_t t0 = now_ms();
+        char buf[256];
+
+        /* 8 KiB, past the lease: asked, and on the socket. */
+        mc_client_set_ring(client, false);
+        CU_ASSERT_FATAL(pthread_create(&a.thread, NULL, held_send_thread, &a) == 0);
+        for (;;) {
+                pthread_mutex_lock(&cb_lock);
+                fd = send_held ? send_held_fd : -1;
+                pthread_mutex_unlock(&cb_lock);
+                if (fd >= 0 || now_ms() - t0 > WAIT_MS)
+                        break;
+                usleep(1000);
+        }
+        CU_ASSERT_FATAL(fd >= 0);
+
+        /* The daemon dies while vCPU 1 is inside its send; vCPU 0 reconnects meanwhile. */
+        daemon_kill();
+        CU_ASSERT_FATAL(daemon_start() == 0);
+        r = mc_client_convert(client, 0, 0xa0000, 2 * PAGE, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K,
+                              NULL);
+        CU_ASSERT_EQUAL(r, MC_EXIT_RETRY);
+
+        /* Whatever took vCPU 1's fd number now gets the number: a file of the VMM's own. */
+        if (fcntl(fd, F_GETFD) < 0) {
+                CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+                CU_ASSERT_FATAL(dup2(sp[0], fd) == fd);
+                reused = true;
+        }
+        send_release();
+        pthread_join(a.thread, NULL);
+        CU_ASSERT_EQUAL(a.result, MC_EXIT_RETRY);
+        if (reused) {
+                /* Nothing libmemconv meant for memconvd may land there. */
+                ssize_t n = recv(sp[1], buf, sizeof(buf), MSG_DONTWAIT);
+
+                if (n >= 0)
+                        fprintf(stderr, "\n    a %zd-byte datagram went to the file that reused fd %d\n", n, fd);
+                CU_ASSERT(n < 0 && errno == EAGAIN);
+                close(fd);
+                close(sp[0]);
+                close(sp[1]);
+        }
+        CU_ASSERT(already_private(0x80000, 2 * PAGE));
+        CU_ASSERT(already_private(0xa0000, 2 * PAGE));
+        /* One reconnect to the new daemon (its log is new): the stale send did not fail the
+         * new connection. */
+        CU_ASSERT_EQUAL(log_count("VM reconnect", "resumed by pid"), 1);
+        mc_client_set_ring(client, true);
+}
+
 int main(void)
 {
         static const struct client_vm_test tests[] = {
@@ -358,6 +475,7 @@ int main(void)
                 { "a decision being applied is re-sent", test_applying_decision_resent },
                 { "at most 256 ranges wait for memconvd under a lease", test_unsettled_bound },
                 { "a refused report under the lease is forgotten", test_refused_report_forgotten },
+                { "a send held across a reconnect goes nowhere else", test_send_across_reconnect },
         };
         struct client_vm vm;
         int r;
