@@ -89,11 +89,6 @@ static void job_append(struct discard_job **head, struct discard_job **tail, str
 }
 
 /**
- * discard_worker() - thread body: pop, punch, post back
- * @arg: the discarder
- * Return: NULL
- */
-/**
  * discard_punch_batch() - punch @n jobs, one fallocate() per run of jobs
  * contiguous in one file; each job gets the result of the punch covering it
  */
@@ -127,6 +122,11 @@ static void discard_punch_batch(struct discarder *dc, struct discard_job **jobs,
         }
 }
 
+/**
+ * discard_worker() - thread body: pop, punch, post back
+ * @arg: the discarder
+ * Return: NULL
+ */
 static void *discard_worker(void *arg)
 {
         struct discarder *dc = arg;
