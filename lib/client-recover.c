@@ -519,7 +519,7 @@ int client_recover_reconnect(mc_client *c, unsigned gen)
                 while (c->sock_users > 0)
                         pthread_cond_wait(&c->sock_idle, &c->lock);
                 safe_close(c->sock);
-                c->sock = fd;
+                __atomic_store_n(&c->sock, fd, __ATOMIC_RELAXED);  /* mc_client_fd() reads it unlocked */
                 atomic_store(&c->sock_sent, c->recover_sent);  /* the new daemon counts from its accept */
                 c->dead = 0;
                 c->reading = false;

@@ -156,6 +156,25 @@ int client_sock_get(mc_client *c)
         return c->sock;
 }
 
+/**
+ * client_recv_stale() - after a receive on the connection of generation @gen
+ * (@c locked): whether that connection is being or has been replaced. What
+ * it still had queued is then dropped, not handled: a Lease of the old
+ * daemon would otherwise outlive client_lease_reset() and be used on the new
+ * connection, which never granted it; a Decision's waiter was failed with
+ * the old connection; a lost Committed only costs a Reapplied.
+ */
+static bool client_recv_stale(mc_client *c, unsigned gen, int r, Memconv__Message *m, int *fds, size_t n_fds)
+{
+        if (c->generation == gen && !c->reconnecting)
+                return false;
+        if (r >= 0) {
+                mc_frame_close_fds(fds, n_fds);
+                memconv__message__free_unpacked(m, NULL);
+        }
+        return true;
+}
+
 void client_sock_put(mc_client *c)
 {
         if (--c->sock_users == 0)
@@ -202,17 +221,20 @@ int client_drain(mc_client *c)
                 Memconv__Message *m = NULL;
                 int rfds[MC_FRAME_MAX_FDS];
                 size_t n = 0;
+                unsigned gen = c->generation;
                 int fd, r;
 
                 c->reading = true;
                 fd = client_sock_get(c);
                 pthread_mutex_unlock(&c->lock);
                 r = mc_frame_recv(fd, MSG_DONTWAIT, &m, rfds, &n);
-                if (r >= 0)
-                        mc_frame_close_fds(rfds, n); /* the daemon sends none */
                 pthread_mutex_lock(&c->lock);
                 client_sock_put(c);
                 c->reading = false;
+                if (client_recv_stale(c, gen, r, m, rfds, n))
+                        break;
+                if (r >= 0)
+                        mc_frame_close_fds(rfds, n); /* the daemon sends none */
                 if (r == -EAGAIN || r == -EWOULDBLOCK)
                         break;
                 if (r < 0) {
@@ -230,6 +252,7 @@ int client_drain(mc_client *c)
 static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MAX_FDS], size_t *ret_n)
 {
         struct mc_spin spin = c->spin, before = c->spin;
+        unsigned gen = c->generation;
         uint64_t start;
         bool hit, may_poll;
         int fd, r;
@@ -246,6 +269,11 @@ static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MA
         pthread_mutex_lock(&c->lock);
         client_sock_put(c);
         client_spin_merge(c, &before, &spin);
+        if (client_recv_stale(c, gen, r, *ret, fds, *ret_n)) {
+                *ret = NULL;
+                *ret_n = 0;
+                return -ESTALE;
+        }
         return r;
 }
 
@@ -291,7 +319,12 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                 pthread_mutex_lock(&c->lock);
                 client_ring_done(c, &call, r > 0);
                 ring_fallback = r == 0 && call.polling;
-                if (r > 0)
+                if (call.generation != c->generation) {
+                        /* The ring's connection was replaced meanwhile, failing @w with it:
+                         * neither its answer nor its errors are the new connection's. */
+                        if (m)
+                                memconv__message__free_unpacked(m, NULL);
+                } else if (r > 0)
                         client_dispatch(c, m);  /* to us: @w is done */
                 else if (r < 0) {
                         if (m)
@@ -323,7 +356,14 @@ static int client_call(mc_client *c, Memconv__Message *msg, const int *fds, size
                         if (r >= 0)
                                 mc_frame_close_fds(rfds, n); /* the daemon sends none */
                         c->reading = false;
-                        if (r < 0)
+                        if (r == -ESTALE) {
+                                /* From a connection being replaced, which failed @w: dropped
+                                 * (client_recv_stale()). */
+                                if (!w.done) {
+                                        w.error = -ENOTCONN;
+                                        w.done = true;
+                                }
+                        } else if (r < 0)
                                 client_fail(c, r == -EMSGSIZE || r == -EBADMSG ? -EPROTO : r);
                         else
                                 client_dispatch(c, m);
@@ -516,7 +556,8 @@ _public_ void mc_client_poll_stats(mc_client *c, struct mc_poll_stats *ret)
 
 _public_ int mc_client_fd(const mc_client *c)
 {
-        return c ? c->sock : -EBADF;
+        /* A reconnect replaces it (under the lock, which this const accessor cannot take). */
+        return c ? __atomic_load_n(&c->sock, __ATOMIC_RELAXED) : -EBADF;
 }
 
 _public_ void mc_client_set_apply(mc_client *c, mc_apply_fn fn, void *userdata)

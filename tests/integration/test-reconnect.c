@@ -17,6 +17,10 @@
  *  - A report under the lease that memconvd refuses is forgotten: sent
  *    again after a restart, it would fail the reconnect (its region is
  *    gone) or land out of order.
+ *  - A Lease the dying daemon sent, read by a thread that is preempted
+ *    before it handles it while another reconnects, is dropped: used on the
+ *    new connection, it would convert under a lease the new daemon never
+ *    granted. The test's own recvmsg() holds that thread.
  *  - A thread preempted inside its send while another reconnects: the old
  *    fd is not closed under it (its number could go to another file at
  *    once), and what it sends never reaches the new connection or a file
@@ -38,6 +42,7 @@
 #include "client-vm.h"
 #include "harness.h"
 #include "memconv.h"
+#include "memconv.pb-c.h"
 
 #define RAM (4ULL << 20)
 #define WAIT_MS 5000
@@ -439,7 +444,9 @@ static void test_send_across_reconnect(void)
                               NULL);
         CU_ASSERT_EQUAL(r, MC_EXIT_RETRY);
 
-        /* Whatever took vCPU 1's fd number now gets the number: a file of the VMM's own. */
+        /* Fixed, the reconnect above waited for vCPU 1's send, which its hold lets go of after
+         * SEND_HOLD_MS; before, it closed the fd under the held thread at once. Whatever
+         * takes that fd number now gets the number: a file of the VMM's own. */
         if (fcntl(fd, F_GETFD) < 0) {
                 CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
                 CU_ASSERT_FATAL(dup2(sp[0], fd) == fd);
@@ -467,6 +474,109 @@ static void test_send_across_reconnect(void)
         mc_client_set_ring(client, true);
 }
 
+/*
+ * recvmsg() - the test's own, as sendmsg() above: while @hold_lease_grant is
+ * set, the first thread to receive a Lease grant stops, with it in hand,
+ * until send_release() or SEND_HOLD_MS.
+ */
+static bool hold_lease_grant, lease_held;
+
+__attribute__((visibility("default"))) ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
+{
+        static ssize_t (*real)(int, struct msghdr *, int);
+        Memconv__Message *m;
+        bool grant;
+        ssize_t n;
+
+        if (!real)
+                real = (ssize_t (*)(int, struct msghdr *, int)) dlsym(RTLD_NEXT, "recvmsg");
+        n = real(fd, mh, flags);
+        if (n <= 0 || !__atomic_load_n(&hold_lease_grant, __ATOMIC_ACQUIRE) || mh->msg_iovlen < 1)
+                return n;
+        m = memconv__message__unpack(NULL, (size_t) n, mh->msg_iov[0].iov_base);
+        grant = m && m->body_case == MEMCONV__MESSAGE__BODY_LEASE && !m->lease->revoked;
+        if (m)
+                memconv__message__free_unpacked(m, NULL);
+        if (grant && __atomic_exchange_n(&hold_lease_grant, false, __ATOMIC_ACQ_REL)) {
+                uint64_t t0 = now_ms();
+
+                pthread_mutex_lock(&cb_lock);
+                lease_held = true;
+                while (!send_released && now_ms() - t0 < SEND_HOLD_MS) {
+                        pthread_mutex_unlock(&cb_lock);
+                        usleep(1000);
+                        pthread_mutex_lock(&cb_lock);
+                }
+                pthread_mutex_unlock(&cb_lock);
+        }
+        return n;
+}
+
+/* grant_reader() - ask for a lease, then read until the grant has been read (and held) */
+static void *grant_reader(void *arg)
+{
+        uint64_t t0 = now_ms();
+
+        (void) arg;
+        (void) mc_client_set_lease(client, true);
+        while (__atomic_load_n(&hold_lease_grant, __ATOMIC_ACQUIRE) && now_ms() - t0 < WAIT_MS) {
+                (void) mc_client_dispatch(client);
+                usleep(1000);
+        }
+        return NULL;
+}
+
+static void test_stale_lease_dropped(void)
+{
+        struct mc_lease_stats before, after;
+        pthread_t t;
+        bool got;
+        int r;
+
+        /* No lease, nothing in flight. */
+        CU_ASSERT_FATAL(mc_client_set_lease(client, false) == 0);
+        CU_ASSERT_FATAL(lease_wait(is_inactive, true));
+        (void) mc_client_dispatch(client);
+        pthread_mutex_lock(&cb_lock);
+        send_released = false;
+        pthread_mutex_unlock(&cb_lock);
+
+        /* A thread asks for a lease and is held with the grant read but not handled. */
+        __atomic_store_n(&hold_lease_grant, true, __ATOMIC_RELEASE);
+        CU_ASSERT_FATAL(pthread_create(&t, NULL, grant_reader, NULL) == 0);
+        for (uint64_t t0 = now_ms();; usleep(1000)) {
+                pthread_mutex_lock(&cb_lock);
+                got = lease_held;
+                pthread_mutex_unlock(&cb_lock);
+                if (got || now_ms() - t0 > WAIT_MS)
+                        break;
+        }
+        CU_ASSERT_FATAL(got);
+
+        /* That daemon dies; the next has leases off. A conversion reconnects meanwhile. */
+        daemon_kill();
+        daemon_extra_arg = "--leases=no";
+        r = daemon_start();
+        daemon_extra_arg = NULL;
+        CU_ASSERT_FATAL(r == 0);
+        r = mc_client_convert(client, 0, 0xc0000, PAGE, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+        CU_ASSERT_EQUAL(r, MC_EXIT_RETRY);
+        send_release();
+        pthread_join(t, NULL);
+
+        /* The old grant was not taken up: no lease, and the next 4 KiB conversion is asked. */
+        mc_client_lease_stats(client, &before);
+        CU_ASSERT_FALSE(before.active);
+        r = mc_client_convert(client, 0, 0xc1000, PAGE, true, MC_SOURCE_KVM_HC_MAP_GPA_RANGE, MC_PAGE_4K, NULL);
+        CU_ASSERT_EQUAL(r, MC_EXIT_RETRY);
+        mc_client_lease_stats(client, &after);
+        CU_ASSERT_FALSE(after.active);
+        CU_ASSERT_EQUAL(after.leased, before.leased);
+        CU_ASSERT_EQUAL(after.asked, before.asked + 1);
+        CU_ASSERT(already_private(0xc0000, 2 * PAGE));
+        CU_ASSERT_FALSE(log_contains("leased-applied", NULL));
+}
+
 int main(void)
 {
         static const struct client_vm_test tests[] = {
@@ -476,6 +586,7 @@ int main(void)
                 { "at most 256 ranges wait for memconvd under a lease", test_unsettled_bound },
                 { "a refused report under the lease is forgotten", test_refused_report_forgotten },
                 { "a send held across a reconnect goes nowhere else", test_send_across_reconnect },
+                { "a lease read from the dying connection is dropped", test_stale_lease_dropped },
         };
         struct client_vm vm;
         int r;
