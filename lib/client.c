@@ -124,19 +124,6 @@ static void client_unlink(mc_client *c, struct mc_waiter *w)
                 }
 }
 
-/**
- * client_recv() - the reader receives the next datagram, polling first
- * @c: the client, locked; unlocked while receiving
- *
- * The reader polls the socket for the adaptive window of spin.h before it
- * sleeps in recvmsg(): memconvd answers a conversion in a few
- * microseconds, and a vCPU thread that slept meanwhile would have to be
- * woken on its halted CPU, which costs more than the answer. The window
- * and its counters are the client's, kept under the lock; only one thread
- * reads at a time, so it polls with a copy.
- *
- * Return: as mc_frame_recv()
- */
 void client_spin_merge(mc_client *c, const struct mc_spin *before, const struct mc_spin *after)
 {
         /* Counters by difference: other threads may have polled meanwhile. */
@@ -154,25 +141,6 @@ int client_sock_get(mc_client *c)
 {
         c->sock_users++;
         return c->sock;
-}
-
-/**
- * client_recv_stale() - after a receive on the connection of generation @gen
- * (@c locked): whether that connection is being or has been replaced. What
- * it still had queued is then dropped, not handled: a Lease of the old
- * daemon would otherwise outlive client_lease_reset() and be used on the new
- * connection, which never granted it; a Decision's waiter was failed with
- * the old connection; a lost Committed only costs a Reapplied.
- */
-static bool client_recv_stale(mc_client *c, unsigned gen, int r, Memconv__Message *m, int *fds, size_t n_fds)
-{
-        if (c->generation == gen && !c->reconnecting)
-                return false;
-        if (r >= 0) {
-                mc_frame_close_fds(fds, n_fds);
-                memconv__message__free_unpacked(m, NULL);
-        }
-        return true;
 }
 
 void client_sock_put(mc_client *c)
@@ -213,6 +181,25 @@ int client_sock_send(mc_client *c, unsigned gen, const Memconv__Message *msg, co
         return r;
 }
 
+/**
+ * client_recv_stale() - after a receive on the connection of generation @gen
+ * (@c locked): whether that connection is being or has been replaced. What
+ * it still had queued is then dropped, not handled: a Lease of the old
+ * daemon would otherwise outlive client_lease_reset() and be used on the new
+ * connection, which never granted it; a Decision's waiter was failed with
+ * the old connection; a lost Committed only costs a Reapplied.
+ */
+static bool client_recv_stale(mc_client *c, unsigned gen, int r, Memconv__Message *m, int *fds, size_t n_fds)
+{
+        if (c->generation == gen && !c->reconnecting)
+                return false;
+        if (r >= 0) {
+                mc_frame_close_fds(fds, n_fds);
+                memconv__message__free_unpacked(m, NULL);
+        }
+        return true;
+}
+
 int client_drain(mc_client *c)
 {
         int handled = 0;
@@ -249,6 +236,20 @@ int client_drain(mc_client *c)
         return c->dead ? c->dead : handled;
 }
 
+/**
+ * client_recv() - the reader receives the next datagram, polling first
+ * @c: the client, locked; unlocked while receiving
+ *
+ * The reader polls the socket for the adaptive window of spin.h before it
+ * sleeps in recvmsg(): memconvd answers a conversion in a few
+ * microseconds, and a vCPU thread that slept meanwhile would have to be
+ * woken on its halted CPU, which costs more than the answer. The window
+ * and its counters are the client's, kept under the lock; only one thread
+ * reads at a time, so it polls with a copy.
+ *
+ * Return: as mc_frame_recv(); -ESTALE (message dropped) if the connection is
+ * being or has been replaced meanwhile (client_recv_stale())
+ */
 static int client_recv(mc_client *c, Memconv__Message **ret, int fds[MC_FRAME_MAX_FDS], size_t *ret_n)
 {
         struct mc_spin spin = c->spin, before = c->spin;
